@@ -1,0 +1,14 @@
+//! Platform bindings for mkipc.
+//!
+//! * [`linux`] (feature `std`, Linux only): CPU pinning and shared-memory regions
+//!   for userspace services.
+//!
+//! The core crate `mkipc` knows nothing of any platform; this crate supplies the
+//! pieces it needs from one.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub mod linux;

@@ -1,0 +1,34 @@
+//! mkipc: communication between independent kernels (or processes) through shared
+//! memory, built to survive a crashed or hostile peer.
+//!
+//! * [`Region`]: bounds-checked atomic access to shared memory (the only raw-pointer
+//!   code in the crate).
+//! * [`layout`] and [`header`]: the wire format and the region header.
+//! * [`spsc`]: the single-producer, single-consumer ring.
+//!
+//! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
+//! regions, `std` (default) implies it. Whatever a peer writes into shared memory
+//! yields an error value and a latched, counted [`Fault`], never a panic, a hang or
+//! an out-of-bounds access.
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod fault;
+pub mod header;
+pub mod layout;
+mod shm;
+pub mod spsc;
+mod sync;
+
+#[cfg(feature = "test-utils")]
+pub mod mock;
+
+pub use fault::Fault;
+pub use shm::{AccessError, Region, WORD};

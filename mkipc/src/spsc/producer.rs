@@ -1,0 +1,303 @@
+//! The producing end: reserve slots, write in place, commit.
+
+use core::fmt;
+
+use super::ring::{RingError, RingLayout};
+use crate::fault::{Fault, FaultLatch};
+use crate::shm::Region;
+use crate::sync::Ordering;
+
+/// Why the producer could not send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProduceError {
+    /// Every slot holds an unreleased message; try again later.
+    Full,
+    /// The message is longer than a slot.
+    TooLarge {
+        /// Length of the message.
+        len: usize,
+        /// Payload capacity of a slot.
+        capacity: usize,
+    },
+    /// The consumer corrupted its shared words; the ring is latched broken.
+    Broken(Fault),
+}
+
+impl fmt::Display for ProduceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProduceError::Full => write!(f, "ring is full: the consumer has not released slots"),
+            ProduceError::TooLarge { len, capacity } => write!(
+                f,
+                "a {len}-byte message does not fit a {capacity}-byte slot; \
+                 use larger slots or the buffer pool"
+            ),
+            ProduceError::Broken(fault) => write!(f, "ring is broken: {fault}"),
+        }
+    }
+}
+
+impl core::error::Error for ProduceError {}
+
+/// The single producer of an SPSC ring.
+///
+/// Owns its position privately; reads the consumer's index only when its cached
+/// copy says the ring is full, so a message normally costs the consumer one
+/// cache-line transfer (the slot, whose stamp shares the payload's line).
+#[derive(Debug)]
+pub struct Producer {
+    region: Region,
+    ring: RingLayout,
+    /// Next position to publish (private; published copy in `tail_word`).
+    tail: u64,
+    /// Last validated value of the consumer's `head`.
+    cached_head: u64,
+    faults: FaultLatch,
+}
+
+impl Producer {
+    /// Attaches to the ring at `offset`, resuming from the published position.
+    pub fn attach(region: Region, offset: usize) -> Result<Producer, RingError> {
+        let ring = RingLayout::read(&region, offset)?;
+        // Relaxed: our own word, written only by the producer.
+        let tail = region.load(ring.tail_word(), Ordering::Relaxed)?;
+        let mut producer = Producer {
+            region,
+            ring,
+            tail,
+            cached_head: tail.saturating_sub(ring.capacity()),
+            faults: FaultLatch::default(),
+        };
+        // An impossible head at attach time latches the fault like any other.
+        let _ = producer.refresh_head();
+        Ok(producer)
+    }
+
+    /// The ring's layout.
+    pub fn layout(&self) -> &RingLayout {
+        &self.ring
+    }
+
+    /// Payload capacity of one slot in bytes.
+    pub fn slot_size(&self) -> usize {
+        self.ring.slot_size()
+    }
+
+    /// Messages published so far.
+    pub fn published(&self) -> u64 {
+        self.tail
+    }
+
+    /// The latched fault, if the consumer broke the ring.
+    pub fn fault(&self) -> Option<Fault> {
+        self.faults.get()
+    }
+
+    /// Number of faults detected.
+    pub fn fault_count(&self) -> u64 {
+        self.faults.count()
+    }
+
+    /// Slots free for writing, refreshing the consumer's index.
+    pub fn free_slots(&mut self) -> Result<usize, ProduceError> {
+        self.check()?;
+        self.refresh_head().map_err(ProduceError::Broken)?;
+        Ok(self.free_cached())
+    }
+
+    /// Reserves up to `max` consecutive slots (at least one) for in-place writing.
+    ///
+    /// Nothing becomes visible until [`Reservation::commit`]; dropping the
+    /// reservation leaves the slots free for the next reserve.
+    #[inline]
+    pub fn reserve(&mut self, max: usize) -> Result<Reservation<'_>, ProduceError> {
+        self.check()?;
+        let mut free = self.free_cached();
+        if free < max.max(1) {
+            self.refresh_head().map_err(ProduceError::Broken)?;
+            free = self.free_cached();
+        }
+        if free == 0 {
+            return Err(ProduceError::Full);
+        }
+        let len = free.min(max.max(1));
+        Ok(Reservation {
+            producer: self,
+            len,
+        })
+    }
+
+    /// Copies `msg` into one slot and publishes it.
+    #[inline]
+    pub fn push(&mut self, msg: &[u8]) -> Result<(), ProduceError> {
+        if msg.len() > self.slot_size() {
+            return Err(ProduceError::TooLarge {
+                len: msg.len(),
+                capacity: self.slot_size(),
+            });
+        }
+        let reservation = self.reserve(1)?;
+        reservation.slot(0).write(msg)?;
+        reservation.commit(1);
+        Ok(())
+    }
+
+    #[inline]
+    fn check(&self) -> Result<(), ProduceError> {
+        match self.faults.get() {
+            Some(fault) => Err(ProduceError::Broken(fault)),
+            None => Ok(()),
+        }
+    }
+
+    #[inline]
+    fn free_cached(&self) -> usize {
+        (self.ring.capacity() - (self.tail - self.cached_head)) as usize
+    }
+
+    /// Reads the consumer's `head` once and validates it.
+    fn refresh_head(&mut self) -> Result<(), Fault> {
+        // Acquire: pairs with the Release store of `head` in `ReadBatch::release`,
+        // so the consumer's reads of the released slots happen before we reuse them.
+        let head = match self.region.load(self.ring.head_word(), Ordering::Acquire) {
+            Ok(head) => head,
+            Err(e) => return Err(self.raise(e.into())),
+        };
+        if head < self.cached_head || head > self.tail {
+            return Err(self.raise(Fault::HeadOutOfRange {
+                found: head,
+                low: self.cached_head,
+                high: self.tail,
+            }));
+        }
+        self.cached_head = head;
+        Ok(())
+    }
+
+    fn raise(&mut self, fault: Fault) -> Fault {
+        let fault = self.faults.raise(fault);
+        // Relaxed: a statistic for observers; nothing is ordered by it.
+        let _ = self.region.store(
+            self.ring.producer_faults_word(),
+            self.faults.count(),
+            Ordering::Relaxed,
+        );
+        fault
+    }
+}
+
+/// Slots reserved for writing; publish them with [`Reservation::commit`].
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    producer: &'a mut Producer,
+    len: usize,
+}
+
+impl Reservation<'_> {
+    /// Number of reserved slots.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a reservation holds at least one slot.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A writer for the `index`-th reserved slot.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= self.len()` (a caller bug, never caused by the peer).
+    pub fn slot(&self, index: usize) -> SlotWriter<'_> {
+        assert!(index < self.len, "slot {index} of a {}-slot reservation", self.len);
+        let p = &*self.producer;
+        let position = p.tail + index as u64;
+        SlotWriter {
+            region: &p.region,
+            payload: p.ring.payload(position),
+            len_word: p.ring.len_word(position),
+            capacity: p.ring.slot_size(),
+        }
+    }
+
+    /// Publishes the first `count` reserved slots (at most `len()`), in order.
+    ///
+    /// Returns how many were published.
+    #[inline]
+    pub fn commit(self, count: usize) -> usize {
+        let count = count.min(self.len);
+        let p = self.producer;
+        for position in p.tail..p.tail + count as u64 {
+            // Release: pairs with the consumer's Acquire load of this stamp in
+            // `Consumer::peek`: the payload and length written before are visible
+            // to it once it sees the stamp.
+            let stamp = RingLayout::published_stamp(position);
+            if let Err(e) = p.region.store(p.ring.stamp_word(position), stamp, Ordering::Release) {
+                p.raise(e.into());
+                return 0;
+            }
+        }
+        p.tail += count as u64;
+        // Release: pairs with Acquire loads of `tail` by observers (inspection,
+        // wake-up checks); the fast path never reads it.
+        if let Err(e) = p.region.store(p.ring.tail_word(), p.tail, Ordering::Release) {
+            p.raise(e.into());
+        }
+        count
+    }
+}
+
+/// In-place writer for one reserved slot.
+#[derive(Debug)]
+pub struct SlotWriter<'a> {
+    region: &'a Region,
+    payload: usize,
+    len_word: usize,
+    capacity: usize,
+}
+
+impl SlotWriter<'_> {
+    /// Payload capacity of the slot.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Writes `msg` as the whole message (payload and length).
+    #[inline]
+    pub fn write(&self, msg: &[u8]) -> Result<(), ProduceError> {
+        self.write_at(0, msg)?;
+        self.set_len(msg.len())
+    }
+
+    /// Writes `bytes` at `offset` within the payload, leaving the length alone.
+    #[inline]
+    pub fn write_at(&self, offset: usize, bytes: &[u8]) -> Result<(), ProduceError> {
+        let end = offset.saturating_add(bytes.len());
+        if end > self.capacity {
+            return Err(ProduceError::TooLarge {
+                len: end,
+                capacity: self.capacity,
+            });
+        }
+        // Relaxed: published by the Release stamp store in `Reservation::commit`.
+        self.region
+            .copy_in(self.payload + offset, bytes)
+            .map_err(|e| ProduceError::Broken(e.into()))
+    }
+
+    /// Sets the message length (for messages built with [`SlotWriter::write_at`]).
+    #[inline]
+    pub fn set_len(&self, len: usize) -> Result<(), ProduceError> {
+        if len > self.capacity {
+            return Err(ProduceError::TooLarge {
+                len,
+                capacity: self.capacity,
+            });
+        }
+        // Relaxed: published by the Release stamp store in `Reservation::commit`.
+        self.region
+            .store(self.len_word, len as u64, Ordering::Relaxed)
+            .map_err(|e| ProduceError::Broken(e.into()))
+    }
+}
