@@ -118,7 +118,8 @@ pub fn read_header(region: &Region) -> Result<RegionHeader, HeaderError> {
     }
     let mut bytes = [0u8; size_of::<RegionHeader>()];
     region.copy_out(0, &mut bytes)?;
-    let mut header = RegionHeader::read_from_bytes(&bytes).map_err(|_| HeaderError::NotInitialized)?;
+    let mut header =
+        RegionHeader::read_from_bytes(&bytes).map_err(|_| HeaderError::NotInitialized)?;
     header.magic.set(magic);
     validate(&header, region.len())?;
     Ok(header)
@@ -170,7 +171,10 @@ mod tests {
         assert_eq!(read_header(&r), Err(HeaderError::NotInitialized));
         write_header(&r, 1).unwrap();
         r.store(0, 0x1234, Ordering::Relaxed).unwrap();
-        assert_eq!(read_header(&r), Err(HeaderError::BadMagic { found: 0x1234 }));
+        assert_eq!(
+            read_header(&r),
+            Err(HeaderError::BadMagic { found: 0x1234 })
+        );
 
         write_header(&r, 1).unwrap();
         r.store(8, 2 | (128 << 32), Ordering::Relaxed).unwrap();
@@ -188,9 +192,16 @@ mod tests {
         ));
 
         write_header(&r, 1).unwrap();
-        r.store(offset_of!(RegionHeader, region_size), 1 << 40, Ordering::Relaxed)
-            .unwrap();
-        assert!(matches!(read_header(&r), Err(HeaderError::SizeMismatch { .. })));
+        r.store(
+            offset_of!(RegionHeader, region_size),
+            1 << 40,
+            Ordering::Relaxed,
+        )
+        .unwrap();
+        assert!(matches!(
+            read_header(&r),
+            Err(HeaderError::SizeMismatch { .. })
+        ));
 
         let tiny = Region::new_heap(64);
         assert!(matches!(read_header(&tiny), Err(HeaderError::Access(_))));

@@ -382,7 +382,8 @@ mod tests {
     #[test]
     fn words_round_trip_little_endian() {
         let r = Region::new_heap(64);
-        r.store(8, 0x0102_0304_0506_0708, Ordering::Relaxed).unwrap();
+        r.store(8, 0x0102_0304_0506_0708, Ordering::Relaxed)
+            .unwrap();
         assert_eq!(r.load(8, Ordering::Relaxed).unwrap(), 0x0102_0304_0506_0708);
         let mut b = [0u8; 8];
         r.copy_out(8, &mut b).unwrap();

@@ -7,7 +7,10 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("CPU {cpu} is beyond the {} CPUs a cpu_set_t holds", libc::CPU_SETSIZE),
+            format!(
+                "CPU {cpu} is beyond the {} CPUs a cpu_set_t holds",
+                libc::CPU_SETSIZE
+            ),
         ));
     }
     // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set.
@@ -20,7 +23,10 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
         Ok(())
     } else {
         let err = io::Error::last_os_error();
-        Err(io::Error::new(err.kind(), format!("cannot pin to CPU {cpu}: {err}")))
+        Err(io::Error::new(
+            err.kind(),
+            format!("cannot pin to CPU {cpu}: {err}"),
+        ))
     }
 }
 

@@ -26,7 +26,6 @@ pub fn map_file(file: &File, len: usize) -> io::Result<Region> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

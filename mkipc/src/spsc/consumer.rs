@@ -94,7 +94,9 @@ impl Consumer {
             let position = self.head + ready;
             // Acquire: pairs with the Release store of the stamp in
             // `Reservation::commit`: the payload and length are visible after it.
-            let stamp = match self.region.load(self.ring.stamp_word(position), Ordering::Acquire)
+            let stamp = match self
+                .region
+                .load(self.ring.stamp_word(position), Ordering::Acquire)
             {
                 Ok(stamp) => stamp,
                 Err(e) => return Err(ConsumeError::Broken(self.raise(e.into()))),
@@ -166,7 +168,11 @@ impl ReadBatch<'_> {
     /// If `index >= self.len()` (a caller bug, never caused by the peer).
     #[inline]
     pub fn get(&mut self, index: usize) -> Result<SlotView<'_>, ConsumeError> {
-        assert!(index < self.len, "message {index} of a {}-message batch", self.len);
+        assert!(
+            index < self.len,
+            "message {index} of a {}-message batch",
+            self.len
+        );
         let c = &mut *self.consumer;
         let position = c.head + index as u64;
         let capacity = c.ring.slot_size() as u64;
@@ -202,7 +208,10 @@ impl ReadBatch<'_> {
         // Release: pairs with the producer's Acquire load of `head` in
         // `Producer::refresh_head`: our reads of these slots happen before it
         // overwrites them.
-        if let Err(e) = c.region.store(c.ring.head_word(), c.head, Ordering::Release) {
+        if let Err(e) = c
+            .region
+            .store(c.ring.head_word(), c.head, Ordering::Release)
+        {
             c.raise(e.into());
         }
         count

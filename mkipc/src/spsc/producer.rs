@@ -210,7 +210,11 @@ impl Reservation<'_> {
     ///
     /// If `index >= self.len()` (a caller bug, never caused by the peer).
     pub fn slot(&self, index: usize) -> SlotWriter<'_> {
-        assert!(index < self.len, "slot {index} of a {}-slot reservation", self.len);
+        assert!(
+            index < self.len,
+            "slot {index} of a {}-slot reservation",
+            self.len
+        );
         let p = &*self.producer;
         let position = p.tail + index as u64;
         SlotWriter {
@@ -233,7 +237,10 @@ impl Reservation<'_> {
             // `Consumer::peek`: the payload and length written before are visible
             // to it once it sees the stamp.
             let stamp = RingLayout::published_stamp(position);
-            if let Err(e) = p.region.store(p.ring.stamp_word(position), stamp, Ordering::Release) {
+            if let Err(e) = p
+                .region
+                .store(p.ring.stamp_word(position), stamp, Ordering::Release)
+            {
                 p.raise(e.into());
                 return 0;
             }
@@ -241,7 +248,10 @@ impl Reservation<'_> {
         p.tail += count as u64;
         // Release: pairs with Acquire loads of `tail` by observers (inspection,
         // wake-up checks); the fast path never reads it.
-        if let Err(e) = p.region.store(p.ring.tail_word(), p.tail, Ordering::Release) {
+        if let Err(e) = p
+            .region
+            .store(p.ring.tail_word(), p.tail, Ordering::Release)
+        {
             p.raise(e.into());
         }
         count

@@ -181,7 +181,10 @@ impl fmt::Display for RingError {
             RingError::Access(e) => write!(f, "ring access failed: {e}"),
             RingError::Geometry(e) => write!(f, "{e}"),
             RingError::NotInitialized => {
-                write!(f, "no ring has been created at this offset yet; create it first")
+                write!(
+                    f,
+                    "no ring has been created at this offset yet; create it first"
+                )
             }
             RingError::BadMagic { found } => write!(
                 f,
@@ -436,14 +439,21 @@ mod tests {
         assert_eq!(l.consumer_section(), 2 * PAGE..3 * PAGE);
         assert_eq!(l.producer_section().start, 3 * PAGE);
         assert_eq!(l.slot(0), 4 * PAGE);
-        assert_eq!(l.slot(65) - l.slot(0), 64, "48 + 16 bytes fit one 64-byte line");
+        assert_eq!(
+            l.slot(65) - l.slot(0),
+            64,
+            "48 + 16 bytes fit one 64-byte line"
+        );
         assert_eq!(RingLayout::read(&r, PAGE), Ok(l));
     }
 
     #[test]
     fn bad_geometries_are_refused() {
         for (count, size) in [(0, 8), (3, 8), (1 << 25, 8), (4, 0), (4, 12), (4, 1 << 25)] {
-            assert!(Geometry::new(count, size).ring_size().is_err(), "{count} x {size}");
+            assert!(
+                Geometry::new(count, size).ring_size().is_err(),
+                "{count} x {size}"
+            );
         }
         let mut g = Geometry::new(4, 8);
         g.section_align = 64;
@@ -487,6 +497,9 @@ mod tests {
             Err(RingError::Geometry(GeometryError::SlotCount(3)))
         );
         r.store(0, 42, Ordering::Relaxed).unwrap();
-        assert_eq!(RingLayout::read(&r, 0), Err(RingError::BadMagic { found: 42 }));
+        assert_eq!(
+            RingLayout::read(&r, 0),
+            Err(RingError::BadMagic { found: 42 })
+        );
     }
 }

@@ -1,0 +1,214 @@
+//! The fixed machine layout shared by kernel0 and the secondaries: physical
+//! partitions, the shared region, the secondary's virtual address map and the
+//! boot control page inside the shared region.
+//!
+//! ```text
+//! physical                                   owner
+//! 0x0000_8000 .. 0x0000_9000   AP trampoline  kernel0 (copied there)
+//! 0x0010_0000 .. 0x0200_0000   kernel0 image, stack, tables
+//! 0x0200_0000 .. 0x0220_0000   shared region (2 MiB, all nodes)
+//! 0x0400_0000 + (n-1)*16 MiB   partition of secondary node n (16 MiB)
+//! ```
+
+/// First byte of kernel0's image (its link and load address).
+pub const KERNEL0_BASE: u64 = 0x10_0000;
+/// End of kernel0's partition.
+pub const KERNEL0_END: u64 = 0x200_0000;
+/// Physical base of the shared region.
+pub const SHARED_PHYS: u64 = 0x200_0000;
+/// Size of the shared region.
+pub const SHARED_SIZE: u64 = 0x20_0000;
+/// Bytes at the start of the shared region used by the boot control page;
+/// the rest is free for message rings.
+pub const CONTROL_SIZE: u64 = 0x1_0000;
+/// Physical base of node 1's partition.
+pub const SECONDARY_PHYS: u64 = 0x400_0000;
+/// Size of each secondary partition.
+pub const PARTITION_SIZE: u64 = 0x100_0000;
+/// Node ids run from 0 (kernel0) to `MAX_NODES - 1`.
+pub const MAX_NODES: usize = 8;
+/// Physical page the AP trampoline runs from (SIPI vector 0x08).
+pub const TRAMPOLINE_PHYS: u64 = 0x8000;
+
+/// Virtual base of a secondary's own partition in its address space.
+pub const SEC_PART_VIRT: u64 = 0x4000_0000;
+/// Partition offset of the boot parameter block.
+pub const SEC_PARAMS_OFFSET: u64 = 0;
+/// Partition offset of the page tables kernel0 builds for the AP's entry.
+pub const SEC_BOOT_TABLES_OFFSET: u64 = 0x1000;
+/// Size of that page-table area.
+pub const SEC_BOOT_TABLES_SIZE: u64 = 0xf000;
+/// Partition offset where the image's lowest segment may start; the
+/// secondary is linked at `SEC_PART_VIRT + SEC_IMAGE_OFFSET`.
+pub const SEC_IMAGE_OFFSET: u64 = 0x10_0000;
+/// Virtual base of the shared region in a secondary's address space (kernel0
+/// maps it at its physical address: the two differ on purpose).
+pub const SEC_SHARED_VIRT: u64 = 0x5000_0000;
+/// Physical (and, on every node, virtual) base of the local APIC registers.
+pub const LAPIC_PHYS: u64 = 0xfee0_0000;
+
+/// A half-open physical or virtual range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Range {
+    /// One past the last byte, `None` when it wraps.
+    pub fn end(&self) -> Option<u64> {
+        self.base.checked_add(self.size)
+    }
+
+    /// True when the two ranges share a byte (a wrapping range overlaps all).
+    pub fn overlaps(&self, other: &Range) -> bool {
+        match (self.end(), other.end()) {
+            (Some(a_end), Some(b_end)) => self.base < b_end && other.base < a_end,
+            _ => true,
+        }
+    }
+
+    /// True when `other` lies entirely inside `self`.
+    pub fn contains(&self, other: &Range) -> bool {
+        match (self.end(), other.end()) {
+            (Some(a_end), Some(b_end)) => self.base <= other.base && b_end <= a_end,
+            _ => false,
+        }
+    }
+}
+
+/// The physical partition of secondary `node` (1-based).
+pub fn partition(node: u32) -> Option<Range> {
+    let idx = u64::from(node.checked_sub(1)?);
+    if node as usize >= MAX_NODES {
+        return None;
+    }
+    Some(Range {
+        base: SECONDARY_PHYS + idx * PARTITION_SIZE,
+        size: PARTITION_SIZE,
+    })
+}
+
+/// The shared region.
+pub const fn shared() -> Range {
+    Range {
+        base: SHARED_PHYS,
+        size: SHARED_SIZE,
+    }
+}
+
+/// Kernel0's partition (its image and everything it allocates statically).
+pub const fn kernel0() -> Range {
+    Range {
+        base: KERNEL0_BASE,
+        size: KERNEL0_END - KERNEL0_BASE,
+    }
+}
+
+/// The window the secondary image's segments must fit, in its virtual map.
+pub fn image_window() -> crate::elf::Window {
+    crate::elf::Window {
+        base: SEC_PART_VIRT + SEC_IMAGE_OFFSET,
+        size: PARTITION_SIZE - SEC_IMAGE_OFFSET,
+    }
+}
+
+/// Offsets inside the boot control page at the start of the shared region.
+/// Every word is a little-endian `u64` accessed atomically; each line is
+/// written by one side only.
+pub mod control {
+    /// Magic value at [`MAGIC`] once kernel0 has initialised the page.
+    pub const MAGIC_VALUE: u64 = u64::from_le_bytes(*b"MKBOOTC1");
+    /// Offset of the magic word.
+    pub const MAGIC: u64 = 0;
+    /// Offset of the console lock (owner node + 1, 0 when free).
+    pub const CONSOLE_LOCK: u64 = 0x80;
+    /// Offset of node 0's block; node n's is at `NODE_BASE + n * NODE_STRIDE`.
+    pub const NODE_BASE: u64 = 0x400;
+    /// Size of one node block (four 128-byte lines).
+    pub const NODE_STRIDE: u64 = 0x200;
+
+    /// Command line, written by kernel0: sequence number.
+    pub const CMD_SEQ: u64 = 0x00;
+    /// Command line: operation (`OP_*`).
+    pub const CMD_OP: u64 = 0x08;
+    /// Command line: argument.
+    pub const CMD_ARG: u64 = 0x10;
+    /// Command line: how the node waits (`MODE_*`).
+    pub const CMD_MODE: u64 = 0x18;
+    /// Response line, written by the node: sequence number answered.
+    pub const RESP_SEQ: u64 = 0x80;
+    /// Response line: result value.
+    pub const RESP_VAL: u64 = 0x88;
+    /// Status line, written by the node: heartbeat counter.
+    pub const HEARTBEAT: u64 = 0x100;
+    /// Status line: state (`STATE_*`).
+    pub const STATE: u64 = 0x108;
+    /// Status line: boot epoch the node runs under.
+    pub const EPOCH: u64 = 0x110;
+    /// Status line: IPI wake-ups the node has taken.
+    pub const WAKEUPS: u64 = 0x118;
+
+    /// Answer `arg` with `f(arg)` (see [`ping_answer`]).
+    pub const OP_PING: u64 = 1;
+    /// Touch an unmapped address (deliberate crash).
+    pub const OP_CRASH: u64 = 2;
+    /// Spin on the command line between commands.
+    pub const MODE_POLL: u64 = 0;
+    /// Sleep in `hlt` until an IPI; answer with an IPI.
+    pub const MODE_IPI: u64 = 1;
+    /// State: not running (kernel0 writes it before a start).
+    pub const STATE_DOWN: u64 = 0;
+    /// State: initialised and serving commands.
+    pub const STATE_READY: u64 = 1;
+
+    /// Offset of word `field` of node `node`'s block.
+    pub const fn node_word(node: u64, field: u64) -> u64 {
+        NODE_BASE + node * NODE_STRIDE + field
+    }
+
+    /// The answer a node gives to a ping carrying `arg`, so that kernel0 can
+    /// verify that the node really computed it.
+    pub const fn ping_answer(node: u64, arg: u64) -> u64 {
+        arg.rotate_left(17) ^ (0x9e37_79b9_7f4a_7c15 ^ node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_disjoint_and_clear_of_everything() {
+        let fixed = [kernel0(), shared()];
+        for n in 1..MAX_NODES as u32 {
+            let p = partition(n).unwrap();
+            assert_eq!(p.base % 0x20_0000, 0, "2 MiB pages need alignment");
+            for f in &fixed {
+                assert!(!p.overlaps(f));
+            }
+            for m in (n + 1)..MAX_NODES as u32 {
+                assert!(!p.overlaps(&partition(m).unwrap()));
+            }
+        }
+        assert_eq!(partition(0), None);
+        assert_eq!(partition(MAX_NODES as u32), None);
+        assert!(!kernel0().overlaps(&shared()));
+        let end = control::node_word(MAX_NODES as u64, 0);
+        assert!(end <= CONTROL_SIZE);
+    }
+
+    #[test]
+    fn range_arithmetic() {
+        let a = Range { base: 0x1000, size: 0x1000 };
+        let b = Range { base: 0x1fff, size: 1 };
+        let c = Range { base: 0x2000, size: 1 };
+        assert!(a.overlaps(&b) && !a.overlaps(&c));
+        assert!(a.contains(&b) && !a.contains(&c));
+        let wrap = Range { base: u64::MAX, size: 2 };
+        assert!(wrap.overlaps(&a));
+        assert!(!a.contains(&wrap));
+    }
+}
