@@ -124,9 +124,9 @@ impl Region {
     ///   as this module does; nothing in this process may access it otherwise.
     #[cfg(not(loom))]
     pub unsafe fn from_raw_parts(ptr: *mut u8, len: usize) -> Result<Region, AccessError> {
-        let addr = ptr as usize;
+        let addr = ptr.addr();
         let bad = AccessError::BadBacking { addr, len };
-        if len == 0 || len % WORD != 0 || addr % WORD != 0 {
+        if len == 0 || !len.is_multiple_of(WORD) || !addr.is_multiple_of(WORD) {
             return Err(bad);
         }
         let base = NonNull::new(ptr.cast::<AtomicU64>()).ok_or(bad)?;
@@ -173,6 +173,7 @@ impl Region {
     }
 
     /// Length of the region in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -185,7 +186,7 @@ impl Region {
     /// The word at byte offset `offset`, after checking alignment and bounds.
     #[inline]
     fn word(&self, offset: usize) -> Result<&AtomicU64, AccessError> {
-        if offset % WORD != 0 {
+        if !offset.is_multiple_of(WORD) {
             return Err(AccessError::Misaligned { offset });
         }
         self.check(offset, WORD)?;
@@ -252,18 +253,25 @@ impl Region {
     /// Each word is loaded once with `Relaxed` ordering; the caller orders the copy
     /// with the acquire load that told it the bytes were ready. A peer writing
     /// concurrently can make the copy inconsistent, never unsound.
+    #[inline]
     pub fn copy_out(&self, offset: usize, dst: &mut [u8]) -> Result<(), AccessError> {
         self.check(offset, dst.len())?;
-        let mut pos = offset;
-        let mut rest = dst;
-        while !rest.is_empty() {
-            let skip = pos % WORD;
-            let n = (WORD - skip).min(rest.len());
-            let bytes = self.load(pos - skip, Ordering::Relaxed)?.to_le_bytes();
-            let (head, tail) = rest.split_at_mut(n);
-            head.copy_from_slice(&bytes[skip..skip + n]);
-            rest = tail;
-            pos += n;
+        let lead = (WORD - offset % WORD) % WORD;
+        let (head, body) = dst.split_at_mut(lead.min(dst.len()));
+        if !head.is_empty() {
+            let skip = offset % WORD;
+            let bytes = self.load_in_range(offset - skip).to_le_bytes();
+            copy_bytes(head, &bytes[skip..]);
+        }
+        let mut at = offset + head.len();
+        let mut words = body.chunks_exact_mut(WORD);
+        for chunk in &mut words {
+            chunk.copy_from_slice(&self.load_in_range(at).to_le_bytes());
+            at += WORD;
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            copy_bytes(tail, &self.load_in_range(at).to_le_bytes());
         }
         Ok(())
     }
@@ -274,30 +282,58 @@ impl Region {
     /// is read, merged and written back, so the caller must own every byte of those
     /// edge words (true for the sections an endpoint writes). The caller publishes
     /// the bytes with a later release store.
+    #[inline]
     pub fn copy_in(&self, offset: usize, src: &[u8]) -> Result<(), AccessError> {
         self.check(offset, src.len())?;
-        let mut pos = offset;
-        let mut rest = src;
-        while !rest.is_empty() {
-            let skip = pos % WORD;
-            let n = (WORD - skip).min(rest.len());
-            let word_at = pos - skip;
-            let mut bytes = if n == WORD {
-                [0; WORD]
-            } else {
-                self.load(word_at, Ordering::Relaxed)?.to_le_bytes()
-            };
-            bytes[skip..skip + n].copy_from_slice(&rest[..n]);
-            self.store(word_at, u64::from_le_bytes(bytes), Ordering::Relaxed)?;
-            rest = &rest[n..];
-            pos += n;
+        let lead = (WORD - offset % WORD) % WORD;
+        let (head, body) = src.split_at(lead.min(src.len()));
+        if !head.is_empty() {
+            let skip = offset % WORD;
+            let mut bytes = self.load_in_range(offset - skip).to_le_bytes();
+            copy_bytes(&mut bytes[skip..], head);
+            self.store_in_range(offset - skip, u64::from_le_bytes(bytes));
+        }
+        let mut at = offset + head.len();
+        let mut words = body.chunks_exact(WORD);
+        for chunk in &mut words {
+            let word: [u8; WORD] = chunk.try_into().unwrap_or_default();
+            self.store_in_range(at, u64::from_le_bytes(word));
+            at += WORD;
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut bytes = self.load_in_range(at).to_le_bytes();
+            copy_bytes(&mut bytes, tail);
+            self.store_in_range(at, u64::from_le_bytes(bytes));
         }
         Ok(())
     }
 
+    /// The word at `offset`, inside a range the caller has already checked.
+    #[inline(always)]
+    fn word_in_range(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset.is_multiple_of(WORD) && offset + WORD <= self.len);
+        // SAFETY: callers pass an 8-aligned `offset` inside a range they checked
+        // with `check` (the copy loops derive every offset from a checked range),
+        // so the word lies inside the memory the constructor keeps alive. As in
+        // `word`, a shared reference to an atomic is sound under concurrent writes.
+        unsafe { &*self.base.as_ptr().add(offset / WORD) }
+    }
+
+    #[inline(always)]
+    fn load_in_range(&self, offset: usize) -> u64 {
+        u64::from_le(self.word_in_range(offset).load(Ordering::Relaxed))
+    }
+
+    #[inline(always)]
+    fn store_in_range(&self, offset: usize, value: u64) {
+        self.word_in_range(offset)
+            .store(value.to_le(), Ordering::Relaxed);
+    }
+
     /// Sets `len` bytes at the 8-aligned `offset` to zero (`len` a multiple of 8).
     pub fn zero(&self, offset: usize, len: usize) -> Result<(), AccessError> {
-        if offset % WORD != 0 || len % WORD != 0 {
+        if !offset.is_multiple_of(WORD) || !len.is_multiple_of(WORD) {
             return Err(AccessError::Misaligned { offset });
         }
         self.check(offset, len)?;
@@ -305,6 +341,14 @@ impl Region {
             self.store(at, 0, Ordering::Relaxed)?;
         }
         Ok(())
+    }
+}
+
+/// Copies the first `dst.len()` bytes of `src` (at most 7: no `memcpy` call).
+#[inline(always)]
+fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
     }
 }
 

@@ -2,9 +2,7 @@
 //!
 //! Under `cfg(loom)` every atomic, fence and spin hint comes from loom, so the
 //! concurrency protocols are model-checked with the very code that ships.
-//! `clippy.toml` bans the `core` atomics everywhere else in the crate.
-
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+//! `cargo xtask test` refuses `sync::atomic` paths anywhere else in the crate.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};

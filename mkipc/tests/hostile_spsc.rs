@@ -11,6 +11,8 @@ const SLOTS: u32 = 8;
 const SLOT: u32 = 24;
 /// Canary pattern around the ring: no endpoint may write it.
 const CANARY: u64 = 0xC0FF_EE00_DEAD_BEEF;
+/// Miri runs a slice of each sweep; native runs all of it.
+const SWEEP: u64 = if cfg!(miri) { 2 } else { 24 };
 
 struct Rig {
     region: Region,
@@ -69,9 +71,9 @@ impl Rig {
 #[test]
 fn every_producer_word_garbage_is_caught_or_harmless() {
     let mut checked = 0;
-    let ring = rig().tx.layout().clone();
+    let ring = *rig().tx.layout();
     for word in producer_words(&ring) {
-        for seed in 0..24 {
+        for seed in 0..SWEEP {
             let mut r = rig();
             // Some history first, so stamps hold non-trivial laps.
             for i in 0..(seed % 11) as u8 {
@@ -90,7 +92,7 @@ fn every_producer_word_garbage_is_caught_or_harmless() {
             checked += 1;
         }
     }
-    assert!(checked > 500, "only {checked} cases ran");
+    assert!(checked > 20 * SWEEP, "only {checked} cases ran");
 }
 
 #[test]
@@ -137,9 +139,9 @@ fn oversized_lengths_are_bad_length_faults() {
 
 #[test]
 fn every_consumer_word_garbage_is_caught_or_harmless() {
-    let ring = rig().tx.layout().clone();
+    let ring = *rig().tx.layout();
     for word in consumer_words(&ring) {
-        for seed in 0..64u64 {
+        for seed in 0..SWEEP * 3 {
             let mut r = rig();
             let mut s = Scribbler::new(r.region.clone(), seed);
             let value = s.garbage(0);
@@ -199,7 +201,7 @@ fn garbage_descriptors_are_refused_at_attach() {
     let mut s = Scribbler::new(r.region.clone(), 42);
     let mut refused = 0;
     for word in (r.ring_at..r.ring_at + 128).step_by(8) {
-        for _ in 0..32 {
+        for _ in 0..SWEEP {
             let r2 = rig();
             let near = r2.region.load(word, Ordering::Relaxed).unwrap();
             let v = s.garbage(near);
@@ -218,7 +220,7 @@ fn garbage_descriptors_are_refused_at_attach() {
             }
         }
     }
-    assert!(refused > 100);
+    assert!(refused > 4 * SWEEP, "only {refused} refusals");
 }
 
 /// A peer thread scribbles over the producer's section while the consumer runs.
@@ -239,7 +241,7 @@ fn consumer_survives_a_concurrent_scribbler() {
             }
         });
         let mut buf = [0u8; SLOT as usize];
-        for _ in 0..200_000 {
+        for _ in 0..SWEEP * 10_000 {
             match rx.pop(&mut buf) {
                 Ok(n) => assert!(n <= SLOT as usize),
                 Err(ConsumeError::Empty | ConsumeError::Broken(_)) => {}

@@ -242,7 +242,10 @@ pub fn parse_madt(table: &[u8]) -> Result<Madt, AcpiError> {
             _ => None,
         };
         if let Some(cpu) = cpu {
-            let slot = madt.cpus.get_mut(madt.count).ok_or(AcpiError::TooManyCpus)?;
+            let slot = madt
+                .cpus
+                .get_mut(madt.count)
+                .ok_or(AcpiError::TooManyCpus)?;
             *slot = cpu;
             madt.count += 1;
         }
@@ -323,13 +326,19 @@ mod tests {
         x2[4..8].copy_from_slice(&300u32.to_le_bytes());
         x2[8] = 3;
         x2[12..16].copy_from_slice(&9u32.to_le_bytes());
-        table(b"APIC", &madt_body(&[&lapic0, &ioapic, &lapic1, &lapic_off, &x2]))
+        table(
+            b"APIC",
+            &madt_body(&[&lapic0, &ioapic, &lapic1, &lapic_off, &x2]),
+        )
     }
 
     #[test]
     fn finds_cpus_through_xsdt_and_rsdt() {
         let m = memory(&good_madt());
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         assert_eq!(scan_rsdp(&m, BASE), Some(BASE + 0x100));
         let mut rsdp = read_rsdp(&mem, BASE + 0x100).unwrap();
         assert_eq!(rsdp.xsdt, Some(BASE + 0x200));
@@ -338,7 +347,8 @@ mod tests {
             let t = find_table(&mem, &rsdp, b"APIC", &mut buf).unwrap();
             let madt = parse_madt(t).unwrap();
             assert_eq!(madt.lapic_addr, 0xfee0_0000);
-            let ids: Vec<(u32, bool)> = madt.cpus().iter().map(|c| (c.apic_id, c.enabled)).collect();
+            let ids: Vec<(u32, bool)> =
+                madt.cpus().iter().map(|c| (c.apic_id, c.enabled)).collect();
             assert_eq!(ids, vec![(0, true), (1, true), (7, false), (300, true)]);
             assert!(madt.cpus()[3].online_capable);
             rsdp.xsdt = None; // second pass walks the RSDT
@@ -359,13 +369,25 @@ mod tests {
     fn rejects_bad_rsdp() {
         let mut m = memory(&good_madt());
         m[0x100 + 10] ^= 0x55; // v1 checksum covers byte 10
-        let mem = SliceMem { base: BASE, bytes: &m };
-        assert_eq!(read_rsdp(&mem, BASE + 0x100), Err(AcpiError::BadRsdpChecksum));
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
+        assert_eq!(
+            read_rsdp(&mem, BASE + 0x100),
+            Err(AcpiError::BadRsdpChecksum)
+        );
         assert_eq!(scan_rsdp(&m, BASE), None);
         let mut m = memory(&good_madt());
         m[0x100 + 33] ^= 0x55; // only the extended checksum covers byte 33
-        let mem = SliceMem { base: BASE, bytes: &m };
-        assert_eq!(read_rsdp(&mem, BASE + 0x100), Err(AcpiError::BadRsdpChecksum));
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
+        assert_eq!(
+            read_rsdp(&mem, BASE + 0x100),
+            Err(AcpiError::BadRsdpChecksum)
+        );
         assert_eq!(read_rsdp(&mem, BASE + 0x110), Err(AcpiError::NoRsdp));
         assert_eq!(read_rsdp(&mem, BASE + 0xff8), Err(AcpiError::Unreadable));
     }
@@ -375,7 +397,10 @@ mod tests {
         let mut madt = good_madt();
         madt[20] ^= 1;
         let m = memory(&madt);
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         let rsdp = read_rsdp(&mem, BASE + 0x100).unwrap();
         let mut buf = [0u8; 1024];
         assert_eq!(
@@ -398,7 +423,10 @@ mod tests {
         // A length field smaller than the header.
         let mut m2 = m.clone();
         m2[0x404..0x408].copy_from_slice(&10u32.to_le_bytes());
-        let mem2 = SliceMem { base: BASE, bytes: &m2 };
+        let mem2 = SliceMem {
+            base: BASE,
+            bytes: &m2,
+        };
         assert_eq!(
             read_table(&mem2, BASE + 0x400, b"APIC", &mut buf),
             Err(AcpiError::BadLength(*b"APIC", 10))
@@ -406,7 +434,10 @@ mod tests {
         // A table running past the end of memory.
         let mut m3 = m.clone();
         m3[0x404..0x408].copy_from_slice(&0x1000u32.to_le_bytes());
-        let mem3 = SliceMem { base: BASE, bytes: &m3 };
+        let mem3 = SliceMem {
+            base: BASE,
+            bytes: &m3,
+        };
         let mut big = [0u8; 0x2000];
         assert_eq!(
             read_table(&mem3, BASE + 0x400, b"APIC", &mut big),
@@ -440,7 +471,10 @@ mod tests {
         }
         let m = memory(&t);
         for n in 0..m.len() {
-            let mem = SliceMem { base: BASE, bytes: &m[..n] };
+            let mem = SliceMem {
+                base: BASE,
+                bytes: &m[..n],
+            };
             if let Ok(r) = read_rsdp(&mem, BASE + 0x100) {
                 let mut buf = [0u8; 1024];
                 let _ = find_table(&mem, &r, b"APIC", &mut buf);

@@ -148,11 +148,26 @@ impl BootParams {
                 return Err(ParamError::BadRegion);
             }
         }
-        let phys_p = Range { base: self.partition_phys, size: self.partition_size };
-        let phys_s = Range { base: self.shared_phys, size: self.shared_size };
-        let virt_p = Range { base: self.partition_virt, size: self.partition_size };
-        let virt_s = Range { base: self.shared_virt, size: self.shared_size };
-        let lapic = Range { base: self.lapic_phys, size: 0x1000 };
+        let phys_p = Range {
+            base: self.partition_phys,
+            size: self.partition_size,
+        };
+        let phys_s = Range {
+            base: self.shared_phys,
+            size: self.shared_size,
+        };
+        let virt_p = Range {
+            base: self.partition_virt,
+            size: self.partition_size,
+        };
+        let virt_s = Range {
+            base: self.shared_virt,
+            size: self.shared_size,
+        };
+        let lapic = Range {
+            base: self.lapic_phys,
+            size: 0x1000,
+        };
         if phys_p.overlaps(&phys_s)
             || virt_p.overlaps(&virt_s)
             || virt_p.overlaps(&lapic)
@@ -196,7 +211,10 @@ mod tests {
     #[test]
     fn rejects_malformed_blocks() {
         let good = sample().encode();
-        assert_eq!(BootParams::decode(&good[..SIZE - 1]), Err(ParamError::Truncated));
+        assert_eq!(
+            BootParams::decode(&good[..SIZE - 1]),
+            Err(ParamError::Truncated)
+        );
         let mut b = good;
         b[0] ^= 1;
         assert_eq!(BootParams::decode(&b), Err(ParamError::BadMagic));
@@ -213,10 +231,25 @@ mod tests {
         assert_eq!(bad(|p| p.ipi_vector = 14), Err(ParamError::BadVector(14)));
         assert_eq!(bad(|p| p.tsc_hz = 0), Err(ParamError::BadTsc));
         assert_eq!(bad(|p| p.partition_size = 0), Err(ParamError::BadRegion));
-        assert_eq!(bad(|p| p.partition_phys += 0x1000), Err(ParamError::BadRegion));
-        assert_eq!(bad(|p| p.shared_phys = 0x500_0000), Err(ParamError::BadRegion));
-        assert_eq!(bad(|p| p.shared_virt = 0x4020_0000), Err(ParamError::BadRegion));
-        assert_eq!(bad(|p| p.shared_virt = 0xfee0_0000), Err(ParamError::BadRegion));
-        assert_eq!(bad(|p| p.partition_virt = u64::MAX - 0x1f_ffff), Err(ParamError::BadRegion));
+        assert_eq!(
+            bad(|p| p.partition_phys += 0x1000),
+            Err(ParamError::BadRegion)
+        );
+        assert_eq!(
+            bad(|p| p.shared_phys = 0x500_0000),
+            Err(ParamError::BadRegion)
+        );
+        assert_eq!(
+            bad(|p| p.shared_virt = 0x4020_0000),
+            Err(ParamError::BadRegion)
+        );
+        assert_eq!(
+            bad(|p| p.shared_virt = 0xfee0_0000),
+            Err(ParamError::BadRegion)
+        );
+        assert_eq!(
+            bad(|p| p.partition_virt = u64::MAX - 0x1f_ffff),
+            Err(ParamError::BadRegion)
+        );
     }
 }

@@ -289,7 +289,14 @@ mod tests {
     }
 
     fn load_seg(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> P {
-        P { kind: PT_LOAD, flags, offset, vaddr, filesz, memsz }
+        P {
+            kind: PT_LOAD,
+            flags,
+            offset,
+            vaddr,
+            filesz,
+            memsz,
+        }
     }
 
     fn build(entry: u64, phdrs: &[P], file_len: usize) -> Vec<u8> {
@@ -404,14 +411,27 @@ mod tests {
         assert_eq!(plan(&f, WIN), Err(ElfError::SegmentOutOfWindow(0)));
         let f = one(load_seg(PF_X, 0x1000, u64::MAX - 0x10, 0x10, 0x100));
         assert_eq!(plan(&f, WIN), Err(ElfError::SegmentOutOfWindow(0)));
-        let f = one(P { kind: PT_INTERP, ..load_seg(0, 0, 0, 0, 0) });
+        let f = one(P {
+            kind: PT_INTERP,
+            ..load_seg(0, 0, 0, 0, 0)
+        });
         assert_eq!(plan(&f, WIN), Err(ElfError::Unsupported(PT_INTERP)));
-        let f = build(BASE, &[P { kind: 6, ..load_seg(0, 0, 0, 0, 0) }], 0x1200);
+        let f = build(
+            BASE,
+            &[P {
+                kind: 6,
+                ..load_seg(0, 0, 0, 0, 0)
+            }],
+            0x1200,
+        );
         assert_eq!(plan(&f, WIN), Err(ElfError::BadSegmentCount));
         let nine: Vec<P> = (0..9u64)
             .map(|i| load_seg(PF_X, 0x1000, BASE + i * 0x1000, 0x10, 0x10))
             .collect();
-        assert_eq!(plan(&build(BASE, &nine, 0x1200), WIN), Err(ElfError::BadSegmentCount));
+        assert_eq!(
+            plan(&build(BASE, &nine, 0x1200), WIN),
+            Err(ElfError::BadSegmentCount)
+        );
     }
 
     #[test]

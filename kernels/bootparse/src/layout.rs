@@ -150,6 +150,10 @@ pub mod control {
     pub const EPOCH: u64 = 0x110;
     /// Status line: IPI wake-ups the node has taken.
     pub const WAKEUPS: u64 = 0x118;
+    /// Fault line, written by a node's exception handler: vector | 1 << 63.
+    pub const FAULT_VECTOR: u64 = 0x180;
+    /// Fault line: faulting address (CR2).
+    pub const FAULT_ADDR: u64 = 0x188;
 
     /// Answer `arg` with `f(arg)` (see [`ping_answer`]).
     pub const OP_PING: u64 = 1;
@@ -202,12 +206,24 @@ mod tests {
 
     #[test]
     fn range_arithmetic() {
-        let a = Range { base: 0x1000, size: 0x1000 };
-        let b = Range { base: 0x1fff, size: 1 };
-        let c = Range { base: 0x2000, size: 1 };
+        let a = Range {
+            base: 0x1000,
+            size: 0x1000,
+        };
+        let b = Range {
+            base: 0x1fff,
+            size: 1,
+        };
+        let c = Range {
+            base: 0x2000,
+            size: 1,
+        };
         assert!(a.overlaps(&b) && !a.overlaps(&c));
         assert!(a.contains(&b) && !a.contains(&c));
-        let wrap = Range { base: u64::MAX, size: 2 };
+        let wrap = Range {
+            base: u64::MAX,
+            size: 2,
+        };
         assert!(wrap.overlaps(&a));
         assert!(!a.contains(&wrap));
     }

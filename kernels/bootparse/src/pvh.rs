@@ -229,7 +229,10 @@ mod tests {
     #[test]
     fn parses_start_info_memmap_and_module() {
         let m = image(1, 3);
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         let si = read_start_info(&mem, BASE).unwrap();
         assert_eq!(si.nr_modules, 1);
         assert_eq!(si.rsdp_paddr, 0xf_5000);
@@ -249,8 +252,16 @@ mod tests {
     #[test]
     fn ram_coverage_across_adjacent_entries() {
         let map = [
-            MemRegion { addr: 0x2000, size: 0x1000, kind: 1 },
-            MemRegion { addr: 0x1000, size: 0x1000, kind: 1 },
+            MemRegion {
+                addr: 0x2000,
+                size: 0x1000,
+                kind: 1,
+            },
+            MemRegion {
+                addr: 0x1000,
+                size: 0x1000,
+                kind: 1,
+            },
         ];
         assert!(is_ram(&map, 0x1800, 0x1000));
         assert!(!is_ram(&map, 0x1800, 0x2000));
@@ -260,22 +271,49 @@ mod tests {
     #[test]
     fn rejects_malformed_start_info() {
         let mut m = image(1, 3);
-        let mem = SliceMem { base: BASE, bytes: &m[..20] };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m[..20],
+        };
         assert_eq!(read_start_info(&mem, BASE), Err(PvhError::Unreadable));
-        let mem = SliceMem { base: BASE, bytes: &m };
-        assert_eq!(read_start_info(&mem, BASE + 0x3f8), Err(PvhError::Unreadable));
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
+        assert_eq!(
+            read_start_info(&mem, BASE + 0x3f8),
+            Err(PvhError::Unreadable)
+        );
         m[0] ^= 1;
-        let mem = SliceMem { base: BASE, bytes: &m };
-        assert!(matches!(read_start_info(&mem, BASE), Err(PvhError::BadMagic(_))));
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
+        assert!(matches!(
+            read_start_info(&mem, BASE),
+            Err(PvhError::BadMagic(_))
+        ));
         m[0] ^= 1;
         m[4] = 0;
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         assert_eq!(read_start_info(&mem, BASE), Err(PvhError::NoMemmap));
         let m = image(99, 3);
-        let mem = SliceMem { base: BASE, bytes: &m };
-        assert_eq!(read_start_info(&mem, BASE), Err(PvhError::TooManyModules(99)));
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
+        assert_eq!(
+            read_start_info(&mem, BASE),
+            Err(PvhError::TooManyModules(99))
+        );
         let m = image(1, 1000);
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         assert_eq!(
             read_start_info(&mem, BASE),
             Err(PvhError::TooManyMemmapEntries(1000))
@@ -285,22 +323,43 @@ mod tests {
     #[test]
     fn rejects_truncated_memmap_and_small_output() {
         let m = image(1, 3);
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         let si = read_start_info(&mem, BASE).unwrap();
         let mut small = [MemRegion::default(); 2];
-        assert_eq!(read_memmap(&mem, &si, &mut small), Err(PvhError::OutputTooSmall));
+        assert_eq!(
+            read_memmap(&mem, &si, &mut small),
+            Err(PvhError::OutputTooSmall)
+        );
         let mut big = [MemRegion::default(); 8];
-        let si_far = StartInfo { memmap_paddr: BASE + 0x3f0, ..si };
-        assert_eq!(read_memmap(&mem, &si_far, &mut big), Err(PvhError::Unreadable));
-        let si_wrap = StartInfo { memmap_paddr: u64::MAX - 8, ..si };
-        assert_eq!(read_memmap(&mem, &si_wrap, &mut big), Err(PvhError::Unreadable));
+        let si_far = StartInfo {
+            memmap_paddr: BASE + 0x3f0,
+            ..si
+        };
+        assert_eq!(
+            read_memmap(&mem, &si_far, &mut big),
+            Err(PvhError::Unreadable)
+        );
+        let si_wrap = StartInfo {
+            memmap_paddr: u64::MAX - 8,
+            ..si
+        };
+        assert_eq!(
+            read_memmap(&mem, &si_wrap, &mut big),
+            Err(PvhError::Unreadable)
+        );
     }
 
     #[test]
     fn rejects_wrapping_module() {
         let mut m = image(1, 3);
         m[0x108..0x110].copy_from_slice(&u64::MAX.to_le_bytes());
-        let mem = SliceMem { base: BASE, bytes: &m };
+        let mem = SliceMem {
+            base: BASE,
+            bytes: &m,
+        };
         let si = read_start_info(&mem, BASE).unwrap();
         assert_eq!(read_module(&mem, &si, 0), Err(PvhError::ModuleWraps));
     }

@@ -1,4 +1,291 @@
+//! kernel0: the partition manager. Boots through PVH on the bootstrap CPU,
+//! discovers the machine, carves partitions, loads the secondary image into
+//! each secondary's partition, starts one secondary per remaining CPU, and
+//! drives the checks: mailbox ping-pong (polling, then IPIs), then crash,
+//! detection, fencing and restart of a node. Ends the QEMU run through
+//! isa-debug-exit: `platform::exit::SUCCESS` only when every check passed.
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod boot;
+mod error;
+mod machine;
+mod nodes;
+mod physmem;
+mod pingpong;
+mod recovery;
+mod stats;
+mod trampoline;
+
+use bootparse::elf;
+use bootparse::layout;
+use error::Error;
+use nodes::{Node, Starter};
+use pingpong::Mode;
+use platform::cell::RacyCell;
+use platform::control::Control;
+use platform::{console, exit, gdt, idt, lapic, pic, println, tsc};
+use stats::{Samples, Summary};
+
+/// Measured round trips per node in poll mode.
+const POLL_PINGS: usize = 2000;
+/// Measured round trips per node in IPI mode.
+const IPI_PINGS: usize = 500;
+/// Crash/restart cycles.
+const CRASH_CYCLES: u32 = 3;
+/// Pings (poll, IPI) that must pass after each restart.
+const AFTER_RESTART: (usize, usize) = (200, 50);
+
+static SAMPLES: RacyCell<Samples> = RacyCell::new(Samples::new(0));
+
+unsafe extern "C" {
+    static __kernel0_end: u8;
+}
+
+/// Entered from `boot.rs` in long mode with the physical address of the PVH
+/// start_info.
+extern "C" fn kernel0_main(start_info: u64) -> ! {
+    console::init(0);
+    println!("mkipc kernel0: PVH entry, long mode, start_info at {start_info:#x}");
+    gdt::load();
+    idt::load();
+    idt::exit_on_fatal(true);
+    match run(start_info) {
+        Ok(()) => {
+            println!("RESULT: PASS (all checks verified)");
+            exit::exit(exit::SUCCESS)
+        }
+        Err(e) => {
+            println!("RESULT: FAIL: {e}");
+            exit::exit(exit::FAILURE)
+        }
+    }
+}
+
+fn run(start_info: u64) -> Result<(), Error> {
+    let m = machine::discover(start_info)?;
+    pic::disable();
+    let hz = tsc::calibrate()?;
+    println!("TSC calibrated against PIT channel 2: {} kHz", hz / 1000);
+    if m.madt.lapic_addr != layout::LAPIC_PHYS {
+        return Err(Error::Layout("local APIC not at 0xfee00000"));
+    }
+    // SAFETY: boot.rs identity-maps the APIC page uncached (top GiB).
+    let mode = unsafe { lapic::init(layout::LAPIC_PHYS, layout::LAPIC_PHYS)? };
+    let me = lapic::id();
+    let per_ms = lapic::calibrate_timer()?;
+    println!("local APIC: {mode:?}, id {me}, timer {per_ms} ticks/ms (div 16)");
+
+    let mut nodes: [Option<Node>; machine::MAX_SECONDARIES] = Default::default();
+    let mut count = 0usize;
+    for cpu in m
+        .madt
+        .cpus()
+        .iter()
+        .filter(|c| c.enabled && c.apic_id != me)
+    {
+        if count == machine::MAX_SECONDARIES {
+            println!(
+                "ignoring cpu with apic id {} (no partition left)",
+                cpu.apic_id
+            );
+            continue;
+        }
+        let id = count as u32 + 1;
+        let partition = layout::partition(id).ok_or(Error::Layout("partition"))?;
+        nodes[count] = Some(Node {
+            id,
+            apic_id: cpu.apic_id,
+            partition,
+            epoch: 0,
+            seq: 0,
+        });
+        count += 1;
+    }
+    if count == 0 {
+        return Err(Error::NoSecondary);
+    }
+    let image_end = core::ptr::addr_of!(__kernel0_end) as u64;
+    machine::check_layout(&m, count as u32, image_end)?;
+    println!(
+        "layout: kernel0 {:#x}..{:#x} (image ends {image_end:#x}), shared {:#x}..{:#x}, trampoline {:#x}",
+        layout::KERNEL0_BASE,
+        layout::KERNEL0_END,
+        layout::SHARED_PHYS,
+        layout::SHARED_PHYS + layout::SHARED_SIZE,
+        layout::TRAMPOLINE_PHYS
+    );
+
+    // SAFETY: check_layout verified the module is RAM below 4 GiB, clear of
+    // every region kernel0 writes; nothing else writes it.
+    let image = unsafe { physmem::ram_slice(m.module.paddr, m.module.size) };
+    let plan = elf::plan(image, layout::image_window())?;
+    println!(
+        "secondary image: entry {:#x}, {} segment(s)",
+        plan.entry,
+        plan.segments().len()
+    );
+    for s in plan.segments() {
+        println!(
+            "  segment: file {:#x}+{:#x} -> partition +{:#x} mem {:#x} flags {}",
+            s.file_offset,
+            s.file_size,
+            layout::SEC_IMAGE_OFFSET + s.dest_offset as u64,
+            s.mem_size,
+            s.flags
+        );
+    }
+
+    // SAFETY: the shared region is RAM below 4 GiB (check_layout), identity
+    // mapped, and from now on only accessed atomically through `Control`.
+    let ctl = unsafe { Control::new(layout::SHARED_PHYS as *mut u8) };
+    ctl.init();
+    console::attach(&ctl);
+    let starter = Starter {
+        image,
+        plan,
+        ctl,
+        kernel0_apic: me,
+    };
+    let nodes = nodes_slice(&mut nodes, count);
+
+    for n in nodes.iter_mut() {
+        let s = starter.start(n)?;
+        println!(
+            "node {} (apic {}) partition {:#x}..{:#x}: long mode after {} us, ready after {} us",
+            n.id,
+            n.apic_id,
+            n.partition.base,
+            n.partition.base + n.partition.size,
+            s.ack_us,
+            s.ready_us
+        );
+    }
+
+    // SAFETY: only this CPU touches SAMPLES, and only through this reference.
+    let samples = unsafe { &mut *SAMPLES.get() };
+    let mut poll = [Summary::default(); machine::MAX_SECONDARIES];
+    let mut ipi = [Summary::default(); machine::MAX_SECONDARIES];
+    for (i, n) in nodes.iter_mut().enumerate() {
+        samples.reset(POLL_PINGS);
+        pingpong::run(&ctl, n, Mode::Poll, 50, samples)?;
+        poll[i] = samples.summary();
+        poll[i].print(&node_label(n.id, "poll round trip"));
+        pingpong::set_mode(&ctl, n, Mode::Ipi);
+    }
+    for (i, n) in nodes.iter_mut().enumerate() {
+        samples.reset(IPI_PINGS);
+        pingpong::run(&ctl, n, Mode::Ipi, 10, samples)?;
+        ipi[i] = samples.summary();
+        ipi[i].print(&node_label(n.id, "IPI round trip"));
+    }
+    let taken = pingpong::check_ipis_received()?;
+    println!("IPI accounting: kernel0 took {taken} doorbell IPIs, one per IPI-mode answer");
+    for n in nodes.iter() {
+        let w = ctl
+            .node(n.id, layout::control::WAKEUPS)
+            .load(core::sync::atomic::Ordering::Relaxed);
+        println!("node {} reports {w} doorbell IPIs taken", n.id);
+    }
+
+    for k in 1..=CRASH_CYCLES {
+        let c = recovery::cycle(&starter, nodes, 0)?;
+        println!(
+            "crash cycle {k}: node 1 faulted at {:#x}; heartbeat stalled at {}, declared dead after {} us; others answered {} pings meanwhile; fenced (INIT), reloaded, epoch {} ready after {} us",
+            c.fault_addr, c.last_beat, c.detect_us, c.others_answered, c.epoch, c.restart_us
+        );
+        let n = &mut nodes[0];
+        samples.reset(AFTER_RESTART.0);
+        pingpong::run(&ctl, n, Mode::Poll, 5, samples)?;
+        samples.summary().print("  after restart, poll");
+        samples.reset(AFTER_RESTART.1);
+        pingpong::run(&ctl, n, Mode::Ipi, 2, samples)?;
+        samples.summary().print("  after restart, IPI");
+    }
+    let taken = pingpong::check_ipis_received()?;
+
+    println!(
+        "SUMMARY: {count} secondary node(s), TSC {} kHz, {CRASH_CYCLES} crash/restart cycles, {taken} IPIs accounted",
+        hz / 1000
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        println!(
+            "SUMMARY node {}: poll p50 {} ns (p99 {} ns), IPI p50 {} ns (p99 {} ns), epoch {}",
+            n.id,
+            tsc::ns_from_cycles(poll[i].p50),
+            tsc::ns_from_cycles(poll[i].p99),
+            tsc::ns_from_cycles(ipi[i].p50),
+            tsc::ns_from_cycles(ipi[i].p99),
+            n.epoch
+        );
+    }
+    if console::broken_locks() != 0 {
+        println!(
+            "note: {} console lines waited out the lock",
+            console::broken_locks()
+        );
+    }
+    Ok(())
+}
+
+fn nodes_slice(nodes: &mut [Option<Node>; machine::MAX_SECONDARIES], count: usize) -> &mut [Node] {
+    // All of the first `count` slots are filled above; compact into a slice
+    // view through a small fixed array of the same nodes.
+    static STORE: RacyCell<[Node; machine::MAX_SECONDARIES]> = RacyCell::new(
+        [const {
+            Node {
+                id: 0,
+                apic_id: 0,
+                partition: layout::Range { base: 0, size: 0 },
+                epoch: 0,
+                seq: 0,
+            }
+        }; machine::MAX_SECONDARIES],
+    );
+    // SAFETY: called once, on the only CPU kernel0 runs on.
+    let store = unsafe { &mut *STORE.get() };
+    for (dst, src) in store.iter_mut().zip(nodes.iter_mut()) {
+        if let Some(n) = src.take() {
+            *dst = n;
+        }
+    }
+    &mut store[..count]
+}
+
+struct Label {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl core::fmt::Write for Label {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = (self.len + s.len()).min(self.buf.len());
+        let n = end - self.len;
+        self.buf[self.len..end].copy_from_slice(&s.as_bytes()[..n]);
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl core::ops::Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+fn node_label(id: u32, what: &str) -> Label {
+    let mut l = Label {
+        buf: [0; 48],
+        len: 0,
+    };
+    let _ = core::fmt::Write::write_fmt(&mut l, format_args!("node {id} {what}"));
+    l
+}
+
 #[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("PANIC: {info}");
+    exit::exit(exit::PANIC)
+}

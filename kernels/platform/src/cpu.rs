@@ -8,7 +8,9 @@ pub fn rdtsc() -> u64 {
     let lo: u32;
     let hi: u32;
     // SAFETY: rdtsc only reads the counter (CR4.TSD is clear in ring 0).
-    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -27,8 +29,8 @@ pub struct Cpuid {
 
 /// Executes CPUID for `leaf` / `subleaf`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {
-    // SAFETY: CPUID is available on every x86_64 CPU and has no side effects.
-    let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, subleaf) };
+    // CPUID is available on every x86_64 CPU and has no side effects.
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
     Cpuid {
         eax: r.eax,
         ebx: r.ebx,
@@ -45,7 +47,9 @@ pub unsafe fn rdmsr(msr: u32) -> u64 {
     let lo: u32;
     let hi: u32;
     // SAFETY: the caller guarantees the MSR exists.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 

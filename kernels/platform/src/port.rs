@@ -7,7 +7,9 @@
 /// write can reprogram hardware the caller does not own.
 pub unsafe fn outb(port: u16, v: u8) {
     // SAFETY: the caller vouches for the port; `out` touches no memory.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Reads a byte from an I/O port.
@@ -17,7 +19,9 @@ pub unsafe fn outb(port: u16, v: u8) {
 pub unsafe fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: the caller vouches for the port; `in` touches no memory.
-    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -27,5 +31,7 @@ pub unsafe fn inb(port: u16) -> u8 {
 /// As for [`outb`].
 pub unsafe fn outl(port: u16, v: u32) {
     // SAFETY: the caller vouches for the port; `out` touches no memory.
-    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    };
 }

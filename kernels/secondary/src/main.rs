@@ -1,4 +1,92 @@
+//! A secondary kernel: one per CPU besides kernel0's. Entered in long mode
+//! from kernel0's trampoline on entry page tables kernel0 built; it then
+//! builds its own tables mapping only its partition, the shared region and
+//! the local APIC page, so any other access faults. It serves kernel0's
+//! commands on the control-page mailbox and beats a heartbeat.
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod entry;
+mod memory;
+mod serve;
+
+use bootparse::bootparams::{self, BootParams};
+use bootparse::layout::control as c;
+use core::sync::atomic::Ordering;
+use platform::control::Control;
+use platform::{console, cpu, gdt, idt, lapic, println, tsc};
+
+/// Entered from `entry.rs` with the virtual address of the parameter block.
+extern "C" fn secondary_main(params_virt: u64) -> ! {
+    let mut raw = [0u8; bootparams::SIZE];
+    for (i, b) in raw.iter_mut().enumerate() {
+        // SAFETY: kernel0 maps the parameter block at this address in the
+        // entry tables (start of our partition) and no longer writes it.
+        *b = unsafe { ((params_virt + i as u64) as *const u8).read_volatile() };
+    }
+    let params = match BootParams::decode(&raw) {
+        Ok(p) => p,
+        Err(e) => {
+            console::init(99);
+            println!("boot parameters refused: {e:?}; halting");
+            cpu::halt_forever()
+        }
+    };
+    console::init(params.node_id);
+    gdt::load();
+    idt::load();
+    // SAFETY: the entry tables map the shared region at shared_virt; our own
+    // tables map it there too (memory.rs), for the rest of this kernel's
+    // life. Control only accesses it atomically.
+    let ctl = unsafe { Control::new(params.shared_virt as *mut u8) };
+    console::attach(&ctl);
+    if let Err(e) = memory::switch_to_own_tables(&params) {
+        println!("own page tables failed: {e:?}; halting");
+        cpu::halt_forever()
+    }
+    // SAFETY: the fault line is two words inside our node block of the
+    // mapped control page, accessed atomically by the handler.
+    unsafe {
+        idt::report_faults_to(ctl.node(params.node_id, c::FAULT_VECTOR).as_ptr());
+    }
+    tsc::set_hz(params.tsc_hz);
+    // SAFETY: memory.rs maps the local APIC page uncached at lapic_phys.
+    let apic = unsafe { lapic::init(params.lapic_phys, params.lapic_phys) };
+    let timer = apic.and_then(|_| lapic::calibrate_timer());
+    let (mode, per_ms) = match (apic, timer) {
+        (Ok(m), Ok(t)) => (m, t),
+        (a, t) => {
+            println!("local APIC set-up failed: {a:?} {t:?}; halting");
+            cpu::halt_forever()
+        }
+    };
+    let id = lapic::id();
+    if id != params.apic_id {
+        println!(
+            "running on APIC id {id}, expected {}; halting",
+            params.apic_id
+        );
+        cpu::halt_forever()
+    }
+    println!(
+        "up: epoch {}, apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}",
+        params.epoch,
+        params.partition_phys,
+        params.partition_virt,
+        params.shared_phys,
+        params.shared_virt
+    );
+    ctl.node(params.node_id, c::EPOCH)
+        .store(params.epoch, Ordering::Relaxed);
+    // Release pairs with kernel0's Acquire load of STATE.
+    ctl.node(params.node_id, c::STATE)
+        .store(c::STATE_READY, Ordering::Release);
+    serve::serve(&ctl, &params)
+}
+
 #[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("PANIC: {info}");
+    cpu::halt_forever()
+}

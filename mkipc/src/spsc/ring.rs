@@ -69,7 +69,7 @@ impl Geometry {
             return Err(GeometryError::SlotCount(count));
         }
         let size = self.slot_size;
-        if size == 0 || size > MAX_SLOT_SIZE || size as usize % WORD != 0 {
+        if size == 0 || size > MAX_SLOT_SIZE || !(size as usize).is_multiple_of(WORD) {
             return Err(GeometryError::SlotSize(size));
         }
         let align = self.section_align;
@@ -310,7 +310,7 @@ impl RingLayout {
     fn place(region: &Region, offset: usize, geometry: Geometry) -> Result<Self, RingError> {
         let o = geometry.offsets()?;
         let align = geometry.section_align as usize;
-        if offset % align != 0 {
+        if !offset.is_multiple_of(align) {
             return Err(RingError::Misplaced { offset, align });
         }
         region
@@ -332,93 +332,111 @@ impl RingLayout {
     }
 
     /// The ring's geometry.
+    #[inline]
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }
 
     /// Offset of the ring in its region.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.offset
     }
 
     /// Bytes the ring occupies.
+    #[inline]
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Number of slots.
+    #[inline]
     pub fn capacity(&self) -> u64 {
         u64::from(self.geometry.slot_count)
     }
 
     /// Payload capacity of one slot.
+    #[inline]
     pub fn slot_size(&self) -> usize {
         self.geometry.slot_size as usize
     }
 
     /// Region range written only by the consumer.
+    #[inline]
     pub fn consumer_section(&self) -> core::ops::Range<usize> {
         self.consumer..self.producer
     }
 
     /// Region range written only by the producer (control words and slots).
+    #[inline]
     pub fn producer_section(&self) -> core::ops::Range<usize> {
         self.producer..self.offset + self.size
     }
 
     /// The consumer's released count.
+    #[inline]
     pub fn head_word(&self) -> usize {
         self.consumer + offset_of!(ConsumerControl, head)
     }
 
     /// The consumer's "wake me" flag.
+    #[inline]
     pub fn need_wakeup_word(&self) -> usize {
         self.consumer + offset_of!(ConsumerControl, need_wakeup)
     }
 
     /// The consumer's published fault count.
+    #[inline]
     pub fn consumer_faults_word(&self) -> usize {
         self.consumer + offset_of!(ConsumerControl, faults)
     }
 
     /// The producer's published count.
+    #[inline]
     pub fn tail_word(&self) -> usize {
         self.producer + offset_of!(ProducerControl, tail)
     }
 
     /// The producer's published fault count.
+    #[inline]
     pub fn producer_faults_word(&self) -> usize {
         self.producer + offset_of!(ProducerControl, faults)
     }
 
     /// Start of the slot that holds message `position`.
+    #[inline]
     pub fn slot(&self, position: u64) -> usize {
         let index = (position & (self.capacity() - 1)) as usize;
         self.slots + index * self.stride
     }
 
     /// The stamp word of message `position`'s slot.
+    #[inline]
     pub fn stamp_word(&self, position: u64) -> usize {
         self.slot(position) + offset_of!(SlotHeader, stamp)
     }
 
     /// The length word of message `position`'s slot.
+    #[inline]
     pub fn len_word(&self, position: u64) -> usize {
         self.slot(position) + offset_of!(SlotHeader, len)
     }
 
     /// First payload byte of message `position`'s slot.
+    #[inline]
     pub fn payload(&self, position: u64) -> usize {
         self.slot(position) + SLOT_HEADER
     }
 
     /// The stamp a slot holds once message `position` is published.
+    #[inline]
     pub fn published_stamp(position: u64) -> u64 {
         position.wrapping_add(1)
     }
 
     /// The stamp a slot holds while message `position` is not yet published: the
     /// previous lap's, or 0 on the first lap.
+    #[inline]
     pub fn empty_stamp(&self, position: u64) -> u64 {
         match position.checked_sub(self.capacity()) {
             Some(previous) => Self::published_stamp(previous),

@@ -1,0 +1,92 @@
+//! Everything that can stop kernel0's run, with enough detail to say why.
+
+use bootparse::{acpi::AcpiError, elf::ElfError, pvh::PvhError};
+use platform::{lapic::ApicError, paging::PagingError, tsc::CalibrateError};
+
+/// A failed step of the run.
+#[derive(Debug, Clone, Copy)]
+pub enum Error {
+    /// The PVH start_info or its tables are malformed.
+    Pvh(PvhError),
+    /// The ACPI tables are malformed or lack a MADT.
+    Acpi(AcpiError),
+    /// The secondary image was refused.
+    Elf(ElfError),
+    /// A local APIC operation failed.
+    Apic(ApicError),
+    /// Building a node's boot page tables failed.
+    Paging(PagingError),
+    /// TSC calibration failed.
+    Tsc(CalibrateError),
+    /// A fixed region of the layout is not usable RAM or collides.
+    Layout(&'static str),
+    /// No `-initrd` module was passed.
+    NoModule,
+    /// The MADT lists no enabled CPU besides kernel0's.
+    NoSecondary,
+    /// A CPU never reached long mode after INIT-SIPI-SIPI.
+    NoAck(u32),
+    /// A node reached long mode but never reported ready.
+    NotReady(u32),
+    /// A ping got no answer in time.
+    PingTimeout(u32, u64),
+    /// A ping got a wrong answer.
+    WrongAnswer(u32, u64, u64),
+    /// IPI accounting does not match the pings sent.
+    IpiCount(u64, u64),
+    /// A node kept beating after it was told to crash.
+    NotDead(u32),
+    /// A crashed node reported no fault, or another one than expected.
+    WrongFault(u32, u64, u64),
+    /// Memory outside a crashed node's partition changed.
+    Corrupted(u64),
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Error::Pvh(e) => write!(f, "PVH boot information refused: {e:?}"),
+            Error::Acpi(e) => write!(f, "ACPI tables refused: {e:?}"),
+            Error::Elf(e) => write!(f, "secondary image refused: {e:?}"),
+            Error::Apic(e) => write!(f, "local APIC: {e:?}"),
+            Error::Paging(e) => write!(f, "entry page tables: {e:?}"),
+            Error::Tsc(e) => write!(f, "TSC calibration: {e:?}"),
+            Error::Layout(why) => write!(f, "layout: {why}"),
+            Error::NoModule => write!(f, "no boot module (pass the secondary with -initrd)"),
+            Error::NoSecondary => write!(f, "no secondary CPU (run with -smp 2 or more)"),
+            Error::NoAck(n) => write!(
+                f,
+                "node {n}: CPU did not reach long mode after INIT-SIPI-SIPI"
+            ),
+            Error::NotReady(n) => write!(f, "node {n}: reached long mode but never reported ready"),
+            Error::PingTimeout(n, seq) => write!(f, "node {n}: no answer to command {seq}"),
+            Error::WrongAnswer(n, seq, got) => {
+                write!(f, "node {n}: wrong answer {got:#x} to command {seq}")
+            }
+            Error::IpiCount(want, got) => {
+                write!(f, "kernel0 expected {want} doorbell IPIs, took {got}")
+            }
+            Error::NotDead(n) => write!(f, "node {n}: still beating after the crash command"),
+            Error::WrongFault(n, v, a) => {
+                write!(
+                    f,
+                    "node {n}: fault report vector {v:#x} address {a:#x}, expected #PF at the stray address"
+                )
+            }
+            Error::Corrupted(a) => write!(f, "kernel0 memory at {a:#x} changed"),
+        }
+    }
+}
+
+macro_rules! from {
+    ($($t:ty => $v:ident),*) => {
+        $(impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::$v(e)
+            }
+        })*
+    };
+}
+
+from!(PvhError => Pvh, AcpiError => Acpi, ElfError => Elf, ApicError => Apic,
+      PagingError => Paging, CalibrateError => Tsc);

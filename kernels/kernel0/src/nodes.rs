@@ -1,0 +1,195 @@
+//! Secondary nodes: loading the image into a partition, writing the boot
+//! parameters and entry page tables, starting the CPU with INIT-SIPI-SIPI,
+//! and fencing it again with INIT.
+
+use crate::error::Error;
+use crate::physmem::ram_slice_mut;
+use crate::trampoline::{self, Launch};
+use bootparse::bootparams::{self, BootParams};
+use bootparse::elf::{self, LoadPlan};
+use bootparse::layout::{self, Range, control as c};
+use core::sync::atomic::Ordering;
+use platform::control::Control;
+use platform::paging::{Builder, NO_CACHE, WRITABLE, WRITE_THROUGH};
+use platform::{lapic, tsc, wait};
+
+/// Time allowed between the SIPIs and the AP's long-mode ack.
+const ACK_TIMEOUT_US: u64 = 1_000_000;
+/// Time allowed between the ack and the node reporting ready.
+const READY_TIMEOUT_US: u64 = 3_000_000;
+
+/// One secondary kernel as kernel0 tracks it.
+pub struct Node {
+    /// Node id (1-based).
+    pub id: u32,
+    /// Local APIC id of its CPU.
+    pub apic_id: u32,
+    /// Its physical partition.
+    pub partition: Range,
+    /// Boot epoch: 1 on first start, +1 per restart.
+    pub epoch: u64,
+    /// Last command sequence number kernel0 issued.
+    pub seq: u64,
+}
+
+/// What kernel0 needs to (re)start any node.
+pub struct Starter<'a> {
+    /// The secondary image bytes.
+    pub image: &'a [u8],
+    /// Its validated load plan.
+    pub plan: LoadPlan,
+    /// The control page.
+    pub ctl: Control,
+    /// Kernel0's APIC id.
+    pub kernel0_apic: u32,
+}
+
+/// Timings of one start.
+pub struct Started {
+    /// Microseconds from INIT to the long-mode ack.
+    pub ack_us: u64,
+    /// Microseconds from INIT to the node's ready state.
+    pub ready_us: u64,
+}
+
+impl Starter<'_> {
+    /// Loads and starts `node` under a new epoch. Its CPU must be in the
+    /// wait-for-SIPI state: never started, or fenced with [`fence`].
+    pub fn start(&self, node: &mut Node) -> Result<Started, Error> {
+        node.epoch += 1;
+        node.seq = 0;
+        self.reset_control(node.id);
+        let part = node.partition;
+        // SAFETY: the partition is RAM below 4 GiB (checked by
+        // `check_layout`) and its CPU is halted in wait-for-SIPI, so nothing
+        // else touches it until the SIPI below.
+        let mem = unsafe { ram_slice_mut(part.base, part.size) };
+        mem.fill(0);
+        let image_dest = mem
+            .get_mut(layout::SEC_IMAGE_OFFSET as usize..)
+            .ok_or(Error::Layout("partition smaller than image offset"))?;
+        elf::load(self.image, &self.plan, image_dest)?;
+        let params = BootParams {
+            node_id: node.id,
+            apic_id: node.apic_id,
+            kernel0_apic_id: self.kernel0_apic,
+            ipi_vector: u32::from(platform::IPI_VECTOR),
+            epoch: node.epoch,
+            partition_phys: part.base,
+            partition_virt: layout::SEC_PART_VIRT,
+            partition_size: part.size,
+            shared_phys: layout::SHARED_PHYS,
+            shared_virt: layout::SEC_SHARED_VIRT,
+            shared_size: layout::SHARED_SIZE,
+            lapic_phys: layout::LAPIC_PHYS,
+            tsc_hz: tsc::hz(),
+        }
+        .encode();
+        let p = layout::SEC_PARAMS_OFFSET as usize;
+        mem.get_mut(p..p + bootparams::SIZE)
+            .ok_or(Error::Layout("parameter block outside partition"))?
+            .copy_from_slice(&params);
+        let cr3 = build_entry_tables(part)?;
+        // SAFETY: the trampoline page is identity-mapped RAM owned by
+        // kernel0 (checked by `check_layout`); nodes start one at a time,
+        // so no AP runs from it now.
+        unsafe {
+            trampoline::install(&Launch {
+                cr3,
+                entry: self.plan.entry,
+                arg: layout::SEC_PART_VIRT + layout::SEC_PARAMS_OFFSET,
+            })
+        };
+        self.init_sipi_sipi(node)
+    }
+
+    /// Clears the node's control lines; the node is down, so kernel0 may
+    /// write its lines too.
+    fn reset_control(&self, id: u32) {
+        for f in [
+            c::CMD_SEQ,
+            c::CMD_OP,
+            c::CMD_ARG,
+            c::RESP_SEQ,
+            c::RESP_VAL,
+            c::HEARTBEAT,
+            c::EPOCH,
+            c::WAKEUPS,
+            c::FAULT_VECTOR,
+            c::FAULT_ADDR,
+        ] {
+            self.ctl.node(id, f).store(0, Ordering::Relaxed);
+        }
+        self.ctl
+            .node(id, c::CMD_MODE)
+            .store(c::MODE_IPI, Ordering::Relaxed);
+        // Release: the node's first Acquire read of its lines sees zeros.
+        self.ctl
+            .node(id, c::STATE)
+            .store(c::STATE_DOWN, Ordering::Release);
+    }
+
+    fn init_sipi_sipi(&self, node: &Node) -> Result<Started, Error> {
+        let t0 = platform::cpu::rdtsc();
+        let page = (layout::TRAMPOLINE_PHYS >> 12) as u8;
+        lapic::send_init(node.apic_id)?;
+        tsc::delay_us(10_000);
+        lapic::send_sipi(node.apic_id, page)?;
+        tsc::delay_us(200);
+        if trampoline::acks() == 0 {
+            lapic::send_sipi(node.apic_id, page)?;
+        }
+        let acked = wait::until(tsc::deadline_after_us(ACK_TIMEOUT_US), || {
+            trampoline::acks() != 0
+        });
+        if !acked {
+            return Err(Error::NoAck(node.id));
+        }
+        let ack_us = tsc::ns_from_cycles(platform::cpu::rdtsc() - t0) / 1000;
+        let ready = wait::until(tsc::deadline_after_us(READY_TIMEOUT_US), || {
+            // Acquire pairs with the node's Release store of STATE_READY.
+            self.ctl.node(node.id, c::STATE).load(Ordering::Acquire) == c::STATE_READY
+                && self.ctl.node(node.id, c::EPOCH).load(Ordering::Relaxed) == node.epoch
+        });
+        if !ready {
+            return Err(Error::NotReady(node.id));
+        }
+        let ready_us = tsc::ns_from_cycles(platform::cpu::rdtsc() - t0) / 1000;
+        Ok(Started { ack_us, ready_us })
+    }
+}
+
+/// The tables an AP runs on from the trampoline until it builds its own:
+/// the trampoline page (identity), its partition, the shared region and the
+/// local APIC, at the addresses the secondary's own tables will use too.
+fn build_entry_tables(part: Range) -> Result<u32, Error> {
+    let pool = part.base + layout::SEC_BOOT_TABLES_OFFSET;
+    // SAFETY: the pool lies in the (zeroed, fenced) partition, which is
+    // identity-mapped in kernel0 and owned by it until the SIPI.
+    let mut b = unsafe { Builder::new(pool, pool, layout::SEC_BOOT_TABLES_SIZE)? };
+    let tramp = layout::TRAMPOLINE_PHYS;
+    b.map(tramp, tramp, 0x1000, WRITABLE)?;
+    b.map(layout::SEC_PART_VIRT, part.base, part.size, WRITABLE)?;
+    b.map(
+        layout::SEC_SHARED_VIRT,
+        layout::SHARED_PHYS,
+        layout::SHARED_SIZE,
+        WRITABLE,
+    )?;
+    b.map(
+        layout::LAPIC_PHYS,
+        layout::LAPIC_PHYS,
+        0x1000,
+        WRITABLE | NO_CACHE | WRITE_THROUGH,
+    )?;
+    u32::try_from(b.root()).map_err(|_| Error::Layout("entry tables above 4 GiB"))
+}
+
+/// Stops `node`'s CPU with INIT: it drops whatever it was doing and waits
+/// for a SIPI. Kernel0 may then rewrite the partition.
+pub fn fence(node: &Node) -> Result<(), Error> {
+    lapic::send_init(node.apic_id)?;
+    // Give the INIT time to land before the partition is rewritten.
+    tsc::delay_us(10_000);
+    Ok(())
+}

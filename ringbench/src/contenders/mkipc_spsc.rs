@@ -1,0 +1,91 @@
+//! mkipc SPSC: a request ring and a reply ring in one region, polling.
+
+use mkipc::Region;
+use mkipc::spsc::{self, ConsumeError, Consumer, Geometry, ProduceError, Producer};
+
+use super::{SMALL, check, fill};
+use crate::harness::{Client, Server};
+
+/// 48 payload bytes: with the 16-byte slot header, one 64-byte line per message.
+const GEOMETRY: Geometry = Geometry::new(64, 48);
+
+/// Sends on the request ring, waits on the reply ring.
+pub struct SpscClient {
+    tx: Producer,
+    rx: Consumer,
+}
+
+/// Echoes from the request ring to the reply ring.
+pub struct SpscServer {
+    tx: Producer,
+    rx: Consumer,
+}
+
+/// A connected pair over a fresh heap region.
+pub fn pair() -> (SpscClient, SpscServer) {
+    let ring = GEOMETRY.ring_size().expect("valid geometry");
+    let region = Region::new_heap(2 * ring);
+    let (req_tx, req_rx) = spsc::channel(&region, 0, GEOMETRY).expect("request ring");
+    let (rep_tx, rep_rx) = spsc::channel(&region, ring, GEOMETRY).expect("reply ring");
+    (
+        SpscClient {
+            tx: req_tx,
+            rx: rep_rx,
+        },
+        SpscServer {
+            tx: rep_tx,
+            rx: req_rx,
+        },
+    )
+}
+
+#[inline]
+fn send(tx: &mut Producer, msg: &[u8]) {
+    loop {
+        match tx.push(msg) {
+            Ok(()) => return,
+            Err(ProduceError::Full) => std::hint::spin_loop(),
+            Err(e) => panic!("mkipc send: {e}"),
+        }
+    }
+}
+
+#[inline]
+fn recv(rx: &mut Consumer, buf: &mut [u8]) -> usize {
+    loop {
+        match rx.pop(buf) {
+            Ok(n) => return n,
+            Err(ConsumeError::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("mkipc receive: {e}"),
+        }
+    }
+}
+
+impl Client for SpscClient {
+    #[inline]
+    fn round_trip(&mut self, seq: u64) {
+        let mut msg = [0u8; SMALL];
+        fill(&mut msg, seq);
+        send(&mut self.tx, &msg);
+        let mut buf = [0u8; SMALL];
+        let n = recv(&mut self.rx, &mut buf);
+        check(&buf[..n], seq);
+    }
+
+    fn stop(&mut self) {
+        send(&mut self.tx, &[]);
+    }
+}
+
+impl Server for SpscServer {
+    fn serve(&mut self) {
+        let mut buf = [0u8; SMALL];
+        loop {
+            let n = recv(&mut self.rx, &mut buf);
+            if n == 0 {
+                return;
+            }
+            send(&mut self.tx, &buf[..n]);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `cargo xtask test`: every check CI runs, in order of fast feedback.
+
+use std::time::Instant;
+
+use crate::run::{StatusOk, cargo};
+use crate::setup;
+
+struct Step {
+    name: &'static str,
+    run: fn() -> Result<(), String>,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "setup: targets",
+        run: setup::targets,
+    },
+    Step {
+        name: "fmt",
+        run: fmt,
+    },
+    Step {
+        name: "clippy",
+        run: clippy,
+    },
+    Step {
+        name: "tests",
+        run: tests,
+    },
+    Step {
+        name: "no_std builds",
+        run: no_std,
+    },
+    Step {
+        name: "loom models",
+        run: loom,
+    },
+    Step {
+        name: "setup: miri",
+        run: setup::miri,
+    },
+    Step {
+        name: "miri (core)",
+        run: miri,
+    },
+];
+
+pub fn run(args: Vec<String>) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("`cargo xtask test` takes no arguments, got `{a}`"));
+    }
+    let all = Instant::now();
+    for (i, step) in STEPS.iter().enumerate() {
+        eprintln!("\n==> [{}/{}] {}", i + 1, STEPS.len(), step.name);
+        let t = Instant::now();
+        if let Err(e) = (step.run)() {
+            println!("steps: {i} passed, 1 failed");
+            return Err(format!("step `{}` failed: {e}", step.name));
+        }
+        eprintln!("==> {} ok in {:.0?}", step.name, t.elapsed());
+    }
+    eprintln!("\nall checks passed in {:.0?}", all.elapsed());
+    println!("steps: {} passed, 0 failed", STEPS.len());
+    Ok(())
+}
+
+fn fmt() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"]).status_ok("cargo fmt --check (run `cargo fmt`)")
+}
+
+fn clippy() -> Result<(), String> {
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .status_ok("cargo clippy")
+}
+
+/// Atomics in the core must come from `mkipc/src/sync.rs`, so loom models them all.
+fn facade() -> Result<(), String> {
+    let src = crate::run::root().join("mkipc/src");
+    let mut offenders = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") && !path.ends_with("sync.rs") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if text.contains("sync::atomic") {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    if offenders.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "use crate::sync instead of `sync::atomic` in: {}",
+            offenders.join(", ")
+        ))
+    }
+}
+
+fn tests() -> Result<(), String> {
+    cargo(&["test", "--workspace"]).status_ok("cargo test")
+}
+
+fn no_std() -> Result<(), String> {
+    for target in setup::BARE_TARGETS {
+        cargo(&[
+            "build",
+            "-p",
+            "mkipc",
+            "--no-default-features",
+            "--target",
+            target,
+        ])
+        .status_ok(&format!("no_std build of mkipc for {target}"))?;
+    }
+    cargo(&["build", "-p", "mkipc-sys", "--no-default-features"])
+        .args(["--target", "x86_64-unknown-none"])
+        .status_ok("no_std build of mkipc-sys")
+}
+
+/// Every `mkipc/tests/loom_*.rs` model, with a preemption bound.
+fn loom() -> Result<(), String> {
+    let dir = crate::run::root().join("mkipc/tests");
+    let mut models: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| Some(n.strip_prefix("loom_")?.strip_suffix(".rs")?.to_string()))
+        .collect();
+    models.sort();
+    if models.is_empty() {
+        return Err("no loom models found in mkipc/tests".into());
+    }
+    let mut cmd = cargo(&["test", "-p", "mkipc", "--release"]);
+    for m in &models {
+        cmd.args(["--test", &format!("loom_{m}")]);
+    }
+    cmd.env("RUSTFLAGS", "--cfg loom")
+        .env("LOOM_MAX_PREEMPTIONS", "3")
+        .env("CARGO_TARGET_DIR", crate::run::root().join("target/loom"))
+        .status_ok("loom models")
+}
+
+fn miri() -> Result<(), String> {
+    cargo(&["+nightly", "miri", "test", "-p", "mkipc"])
+        .env("CARGO_TARGET_DIR", crate::run::root().join("target/miri"))
+        .status_ok("Miri on the core")
+}
