@@ -143,7 +143,7 @@ impl BootParams {
             (self.shared_virt, self.shared_size),
         ];
         for (base, size) in regions {
-            let aligned = base % TWO_MIB == 0 && size % TWO_MIB == 0;
+            let aligned = base.is_multiple_of(TWO_MIB) && size.is_multiple_of(TWO_MIB);
             if size == 0 || !aligned || base.checked_add(size).is_none() {
                 return Err(ParamError::BadRegion);
             }
@@ -172,7 +172,7 @@ impl BootParams {
             || virt_p.overlaps(&virt_s)
             || virt_p.overlaps(&lapic)
             || virt_s.overlaps(&lapic)
-            || self.lapic_phys % 0x1000 != 0
+            || !self.lapic_phys.is_multiple_of(0x1000)
         {
             return Err(ParamError::BadRegion);
         }

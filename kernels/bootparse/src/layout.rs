@@ -47,6 +47,28 @@ pub const SEC_SHARED_VIRT: u64 = 0x5000_0000;
 /// Physical (and, on every node, virtual) base of the local APIC registers.
 pub const LAPIC_PHYS: u64 = 0xfee0_0000;
 
+/// Offset of the mkipc region inside the shared region (after the control
+/// page); the region header sits at its start.
+pub const RING_REGION_OFFSET: u64 = CONTROL_SIZE;
+/// Size of the mkipc region.
+pub const RING_REGION_SIZE: u64 = SHARED_SIZE - CONTROL_SIZE;
+/// Room reserved for each ring inside the mkipc region.
+pub const RING_STRIDE: u64 = 0x1_0000;
+/// Slots per ring.
+pub const RING_SLOTS: u32 = 16;
+/// Payload bytes per slot.
+pub const RING_SLOT_SIZE: u32 = 32;
+
+/// Region offsets of node `node`'s request ring (kernel0 produces) and
+/// response ring (the node produces).
+pub fn ring_offsets(node: u32) -> Option<(u64, u64)> {
+    if node == 0 || node as usize >= MAX_NODES {
+        return None;
+    }
+    let n = u64::from(node);
+    Some(((2 * n - 1) * RING_STRIDE, 2 * n * RING_STRIDE))
+}
+
 /// A half-open physical or virtual range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
@@ -130,18 +152,14 @@ pub mod control {
     /// Size of one node block (four 128-byte lines).
     pub const NODE_STRIDE: u64 = 0x200;
 
-    /// Command line, written by kernel0: sequence number.
-    pub const CMD_SEQ: u64 = 0x00;
-    /// Command line: operation (`OP_*`).
-    pub const CMD_OP: u64 = 0x08;
-    /// Command line: argument.
-    pub const CMD_ARG: u64 = 0x10;
-    /// Command line: how the node waits (`MODE_*`).
-    pub const CMD_MODE: u64 = 0x18;
-    /// Response line, written by the node: sequence number answered.
-    pub const RESP_SEQ: u64 = 0x80;
-    /// Response line: result value.
-    pub const RESP_VAL: u64 = 0x88;
+    /// Command line, written by kernel0: how the node waits for requests
+    /// (`MODE_*`).
+    pub const MODE: u64 = 0x00;
+    /// Command line: round number of the raw cache-line ping-pong (the
+    /// floor measurement); kernel0 writes it.
+    pub const FLOOR_PING: u64 = 0x08;
+    /// Echo line, written by the node: the last floor round it answered.
+    pub const FLOOR_PONG: u64 = 0x80;
     /// Status line, written by the node: heartbeat counter.
     pub const HEARTBEAT: u64 = 0x100;
     /// Status line: state (`STATE_*`).
@@ -155,11 +173,7 @@ pub mod control {
     /// Fault line: faulting address (CR2).
     pub const FAULT_ADDR: u64 = 0x188;
 
-    /// Answer `arg` with `f(arg)` (see [`ping_answer`]).
-    pub const OP_PING: u64 = 1;
-    /// Touch an unmapped address (deliberate crash).
-    pub const OP_CRASH: u64 = 2;
-    /// Spin on the command line between commands.
+    /// Spin on the request ring between requests.
     pub const MODE_POLL: u64 = 0;
     /// Sleep in `hlt` until an IPI; answer with an IPI.
     pub const MODE_IPI: u64 = 1;
@@ -171,12 +185,6 @@ pub mod control {
     /// Offset of word `field` of node `node`'s block.
     pub const fn node_word(node: u64, field: u64) -> u64 {
         NODE_BASE + node * NODE_STRIDE + field
-    }
-
-    /// The answer a node gives to a ping carrying `arg`, so that kernel0 can
-    /// verify that the node really computed it.
-    pub const fn ping_answer(node: u64, arg: u64) -> u64 {
-        arg.rotate_left(17) ^ (0x9e37_79b9_7f4a_7c15 ^ node)
     }
 }
 
@@ -202,6 +210,10 @@ mod tests {
         assert!(!kernel0().overlaps(&shared()));
         let end = control::node_word(MAX_NODES as u64, 0);
         assert!(end <= CONTROL_SIZE);
+        let (_, last) = ring_offsets(MAX_NODES as u32 - 1).unwrap();
+        assert!(last + RING_STRIDE <= RING_REGION_SIZE);
+        assert_eq!(ring_offsets(1), Some((RING_STRIDE, 2 * RING_STRIDE)));
+        assert_eq!(ring_offsets(0), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod bytes;
 pub mod elf;
 pub mod layout;
 pub mod pvh;
+pub mod wire;
 
 /// A physical memory reader. The kernel implements it over its identity
 /// mapping; tests implement it over a byte array.

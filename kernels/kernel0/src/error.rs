@@ -1,6 +1,7 @@
 //! Everything that can stop kernel0's run, with enough detail to say why.
 
 use bootparse::{acpi::AcpiError, elf::ElfError, pvh::PvhError};
+use mkipc::spsc::{ConsumeError, ProduceError, RingError};
 use platform::{lapic::ApicError, paging::PagingError, tsc::CalibrateError};
 
 /// A failed step of the run.
@@ -28,6 +29,18 @@ pub enum Error {
     NoAck(u32),
     /// A node reached long mode but never reported ready.
     NotReady(u32),
+    /// The mkipc region could not be set up.
+    Region(mkipc::AccessError),
+    /// A ring could not be created or attached.
+    Ring(u32, RingError),
+    /// A node has no ring endpoints (never started).
+    NoLink(u32),
+    /// Pushing a request failed.
+    Send(u32, ProduceError),
+    /// Receiving a response failed (includes a ring the node broke).
+    Receive(u32, ConsumeError),
+    /// A response did not decode.
+    BadResponse(u32, u64),
     /// A ping got no answer in time.
     PingTimeout(u32, u64),
     /// A ping got a wrong answer.
@@ -59,6 +72,12 @@ impl core::fmt::Display for Error {
                 "node {n}: CPU did not reach long mode after INIT-SIPI-SIPI"
             ),
             Error::NotReady(n) => write!(f, "node {n}: reached long mode but never reported ready"),
+            Error::Region(e) => write!(f, "mkipc region: {e}"),
+            Error::Ring(n, e) => write!(f, "node {n}: ring set-up: {e:?}"),
+            Error::NoLink(n) => write!(f, "node {n}: no ring endpoints"),
+            Error::Send(n, e) => write!(f, "node {n}: request ring: {e}"),
+            Error::Receive(n, e) => write!(f, "node {n}: response ring: {e}"),
+            Error::BadResponse(n, seq) => write!(f, "node {n}: undecodable response to {seq}"),
             Error::PingTimeout(n, seq) => write!(f, "node {n}: no answer to command {seq}"),
             Error::WrongAnswer(n, seq, got) => {
                 write!(f, "node {n}: wrong answer {got:#x} to command {seq}")

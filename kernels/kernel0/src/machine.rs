@@ -9,9 +9,6 @@ use bootparse::layout::{self, Range};
 use bootparse::pvh::{self, MemRegion, Module, StartInfo};
 use platform::println;
 
-/// Most CPUs kernel0 will start (node ids 1..MAX_NODES).
-pub const MAX_SECONDARIES: usize = layout::MAX_NODES - 1;
-
 /// The facts kernel0 relies on, copied out of firmware memory.
 pub struct Machine {
     /// PVH start_info.
@@ -144,7 +141,7 @@ pub fn check_layout(m: &Machine, secondaries: u32, image_end: u64) -> Result<(),
             size: u64::from(si.nr_modules) * pvh::MODLIST_ENTRY_SIZE,
         },
     ];
-    let mut owned = [trampoline; 3 + MAX_SECONDARIES];
+    let mut owned = [trampoline; 3 + crate::nodes::MAX_SECONDARIES];
     owned[1] = k0;
     owned[2] = layout::shared();
     for n in 1..=secondaries {

@@ -21,7 +21,8 @@ mod trampoline;
 use bootparse::elf;
 use bootparse::layout;
 use error::Error;
-use nodes::{Node, Starter};
+use mkipc::Region;
+use nodes::Starter;
 use pingpong::Mode;
 use platform::cell::RacyCell;
 use platform::control::Control;
@@ -77,35 +78,8 @@ fn run(start_info: u64) -> Result<(), Error> {
     let per_ms = lapic::calibrate_timer()?;
     println!("local APIC: {mode:?}, id {me}, timer {per_ms} ticks/ms (div 16)");
 
-    let mut nodes: [Option<Node>; machine::MAX_SECONDARIES] = Default::default();
-    let mut count = 0usize;
-    for cpu in m
-        .madt
-        .cpus()
-        .iter()
-        .filter(|c| c.enabled && c.apic_id != me)
-    {
-        if count == machine::MAX_SECONDARIES {
-            println!(
-                "ignoring cpu with apic id {} (no partition left)",
-                cpu.apic_id
-            );
-            continue;
-        }
-        let id = count as u32 + 1;
-        let partition = layout::partition(id).ok_or(Error::Layout("partition"))?;
-        nodes[count] = Some(Node {
-            id,
-            apic_id: cpu.apic_id,
-            partition,
-            epoch: 0,
-            seq: 0,
-        });
-        count += 1;
-    }
-    if count == 0 {
-        return Err(Error::NoSecondary);
-    }
+    let nodes = nodes::claim(&m.madt, me)?;
+    let count = nodes.len();
     let image_end = core::ptr::addr_of!(__kernel0_end) as u64;
     machine::check_layout(&m, count as u32, image_end)?;
     println!(
@@ -142,13 +116,28 @@ fn run(start_info: u64) -> Result<(), Error> {
     let ctl = unsafe { Control::new(layout::SHARED_PHYS as *mut u8) };
     ctl.init();
     console::attach(&ctl);
+    let ring_base = layout::SHARED_PHYS + layout::RING_REGION_OFFSET;
+    // SAFETY: the ring area of the shared region stays mapped for kernel0's
+    // life and every party (kernel0 and the nodes, through mkipc) accesses
+    // it with aligned atomic or volatile word operations only.
+    let region = unsafe {
+        Region::from_raw_parts(ring_base as *mut u8, layout::RING_REGION_SIZE as usize)
+            .map_err(Error::Region)?
+    };
+    mkipc::header::write_header(&region, 1).map_err(Error::Region)?;
+    println!(
+        "mkipc region {ring_base:#x}..{:#x}: header written; per node a request and a response SPSC ring of {} x {}-byte slots",
+        ring_base + layout::RING_REGION_SIZE,
+        layout::RING_SLOTS,
+        layout::RING_SLOT_SIZE
+    );
     let starter = Starter {
         image,
         plan,
         ctl,
+        region,
         kernel0_apic: me,
     };
-    let nodes = nodes_slice(&mut nodes, count);
 
     for n in nodes.iter_mut() {
         let s = starter.start(n)?;
@@ -165,8 +154,8 @@ fn run(start_info: u64) -> Result<(), Error> {
 
     // SAFETY: only this CPU touches SAMPLES, and only through this reference.
     let samples = unsafe { &mut *SAMPLES.get() };
-    let mut poll = [Summary::default(); machine::MAX_SECONDARIES];
-    let mut ipi = [Summary::default(); machine::MAX_SECONDARIES];
+    let mut poll = [Summary::default(); nodes::MAX_SECONDARIES];
+    let mut ipi = [Summary::default(); nodes::MAX_SECONDARIES];
     for (i, n) in nodes.iter_mut().enumerate() {
         samples.reset(POLL_PINGS);
         pingpong::run(&ctl, n, Mode::Poll, 50, samples)?;
@@ -227,30 +216,6 @@ fn run(start_info: u64) -> Result<(), Error> {
         );
     }
     Ok(())
-}
-
-fn nodes_slice(nodes: &mut [Option<Node>; machine::MAX_SECONDARIES], count: usize) -> &mut [Node] {
-    // All of the first `count` slots are filled above; compact into a slice
-    // view through a small fixed array of the same nodes.
-    static STORE: RacyCell<[Node; machine::MAX_SECONDARIES]> = RacyCell::new(
-        [const {
-            Node {
-                id: 0,
-                apic_id: 0,
-                partition: layout::Range { base: 0, size: 0 },
-                epoch: 0,
-                seq: 0,
-            }
-        }; machine::MAX_SECONDARIES],
-    );
-    // SAFETY: called once, on the only CPU kernel0 runs on.
-    let store = unsafe { &mut *STORE.get() };
-    for (dst, src) in store.iter_mut().zip(nodes.iter_mut()) {
-        if let Some(n) = src.take() {
-            *dst = n;
-        }
-    }
-    &mut store[..count]
 }
 
 struct Label {

@@ -5,10 +5,14 @@
 use crate::error::Error;
 use crate::physmem::ram_slice_mut;
 use crate::trampoline::{self, Launch};
+use bootparse::acpi::Madt;
 use bootparse::bootparams::{self, BootParams};
 use bootparse::elf::{self, LoadPlan};
 use bootparse::layout::{self, Range, control as c};
 use core::sync::atomic::Ordering;
+use mkipc::Region;
+use mkipc::spsc::{Consumer, Geometry, Producer, RingLayout};
+use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::paging::{Builder, NO_CACHE, WRITABLE, WRITE_THROUGH};
 use platform::{lapic, tsc, wait};
@@ -28,8 +32,65 @@ pub struct Node {
     pub partition: Range,
     /// Boot epoch: 1 on first start, +1 per restart.
     pub epoch: u64,
-    /// Last command sequence number kernel0 issued.
+    /// Last request sequence number kernel0 issued.
     pub seq: u64,
+    /// Kernel0's ends of the node's rings, once started.
+    pub link: Option<Link>,
+}
+
+/// Kernel0's ends of one node's ring pair.
+pub struct Link {
+    /// Producer of the request ring.
+    pub tx: Producer,
+    /// Consumer of the response ring.
+    pub rx: Consumer,
+}
+
+/// Most secondaries (node ids 1..MAX_NODES).
+pub const MAX_SECONDARIES: usize = layout::MAX_NODES - 1;
+
+static NODES: RacyCell<[Node; MAX_SECONDARIES]> = RacyCell::new(
+    [const {
+        Node {
+            id: 0,
+            apic_id: 0,
+            partition: Range { base: 0, size: 0 },
+            epoch: 0,
+            seq: 0,
+            link: None,
+        }
+    }; MAX_SECONDARIES],
+);
+
+/// Assigns node ids 1, 2, ... and partitions to the enabled CPUs of the
+/// MADT other than kernel0's own, in table order.
+pub fn claim(madt: &Madt, kernel0_apic: u32) -> Result<&'static mut [Node], Error> {
+    // SAFETY: called once, on the only CPU kernel0 runs on; the returned
+    // borrow is the only reference to the table.
+    let all = unsafe { &mut *NODES.get() };
+    let mut count = 0;
+    for cpu in madt
+        .cpus()
+        .iter()
+        .filter(|c| c.enabled && c.apic_id != kernel0_apic)
+    {
+        let Some(slot) = all.get_mut(count) else {
+            platform::println!(
+                "ignoring CPU with APIC id {} (no partition left)",
+                cpu.apic_id
+            );
+            continue;
+        };
+        let id = count as u32 + 1;
+        slot.id = id;
+        slot.apic_id = cpu.apic_id;
+        slot.partition = layout::partition(id).ok_or(Error::Layout("partition"))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(Error::NoSecondary);
+    }
+    Ok(&mut all[..count])
 }
 
 /// What kernel0 needs to (re)start any node.
@@ -40,6 +101,8 @@ pub struct Starter<'a> {
     pub plan: LoadPlan,
     /// The control page.
     pub ctl: Control,
+    /// The mkipc region (rings), after the control page.
+    pub region: Region,
     /// Kernel0's APIC id.
     pub kernel0_apic: u32,
 }
@@ -59,6 +122,7 @@ impl Starter<'_> {
         node.epoch += 1;
         node.seq = 0;
         self.reset_control(node.id);
+        node.link = Some(self.fresh_rings(node.id)?);
         let part = node.partition;
         // SAFETY: the partition is RAM below 4 GiB (checked by
         // `check_layout`) and its CPU is halted in wait-for-SIPI, so nothing
@@ -107,11 +171,6 @@ impl Starter<'_> {
     /// write its lines too.
     fn reset_control(&self, id: u32) {
         for f in [
-            c::CMD_SEQ,
-            c::CMD_OP,
-            c::CMD_ARG,
-            c::RESP_SEQ,
-            c::RESP_VAL,
             c::HEARTBEAT,
             c::EPOCH,
             c::WAKEUPS,
@@ -121,12 +180,33 @@ impl Starter<'_> {
             self.ctl.node(id, f).store(0, Ordering::Relaxed);
         }
         self.ctl
-            .node(id, c::CMD_MODE)
+            .node(id, c::MODE)
             .store(c::MODE_IPI, Ordering::Relaxed);
         // Release: the node's first Acquire read of its lines sees zeros.
         self.ctl
             .node(id, c::STATE)
             .store(c::STATE_DOWN, Ordering::Release);
+    }
+
+    /// Formats the node's request and response rings afresh (anything a
+    /// dead node left in them is discarded) and attaches kernel0's ends.
+    fn fresh_rings(&self, id: u32) -> Result<Link, Error> {
+        let (req, resp) = layout::ring_offsets(id).ok_or(Error::Layout("ring offsets"))?;
+        let (req, resp) = (req as usize, resp as usize);
+        let geometry = Geometry::new(layout::RING_SLOTS, layout::RING_SLOT_SIZE);
+        let fits = geometry
+            .ring_size()
+            .is_ok_and(|s| s as u64 <= layout::RING_STRIDE);
+        if !fits {
+            return Err(Error::Layout("ring larger than its stride"));
+        }
+        let ring = |e| Error::Ring(id, e);
+        RingLayout::create(&self.region, req, geometry).map_err(ring)?;
+        RingLayout::create(&self.region, resp, geometry).map_err(ring)?;
+        Ok(Link {
+            tx: Producer::attach(self.region.clone(), req).map_err(ring)?,
+            rx: Consumer::attach(self.region.clone(), resp).map_err(ring)?,
+        })
     }
 
     fn init_sipi_sipi(&self, node: &Node) -> Result<Started, Error> {
@@ -186,8 +266,9 @@ fn build_entry_tables(part: Range) -> Result<u32, Error> {
 }
 
 /// Stops `node`'s CPU with INIT: it drops whatever it was doing and waits
-/// for a SIPI. Kernel0 may then rewrite the partition.
-pub fn fence(node: &Node) -> Result<(), Error> {
+/// for a SIPI. Kernel0 may then rewrite the partition and its rings.
+pub fn fence(node: &mut Node) -> Result<(), Error> {
+    node.link = None;
     lapic::send_init(node.apic_id)?;
     // Give the INIT time to land before the partition is rewritten.
     tsc::delay_us(10_000);

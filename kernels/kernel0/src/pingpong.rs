@@ -1,13 +1,15 @@
-//! Ping-pong over the control-page mailbox: kernel0 posts a command line
-//! (arg, op, then seq with Release), the node answers on its response line.
-//! In poll mode both sides spin; in IPI mode both sleep in `hlt` and wake
-//! each other with the doorbell IPI.
+//! Ping-pong over each node's pair of mkipc SPSC rings: kernel0 pushes a
+//! request on the node's request ring, the node answers on its response
+//! ring. In poll mode both sides spin on their consumer end; in IPI mode
+//! both sleep in `hlt` and ring each other with the doorbell IPI.
 
 use crate::error::Error;
 use crate::nodes::Node;
 use crate::stats::Samples;
-use bootparse::layout::control::{self as c, ping_answer};
+use bootparse::layout::control as c;
+use bootparse::wire::{OP_PING, Request, Response, ping_answer};
 use core::sync::atomic::{AtomicU64, Ordering};
+use mkipc::spsc::{ConsumeError, Consumer};
 use platform::control::Control;
 use platform::{cpu, idt, lapic, tsc, wait};
 
@@ -20,50 +22,60 @@ static IPI_PINGS: AtomicU64 = AtomicU64::new(0);
 /// How the two sides wait for each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Both sides spin on the mailbox.
+    /// Both sides spin on their rings.
     Poll,
     /// Both sides sleep in `hlt` and ring each other with IPIs.
     Ipi,
 }
 
-/// Tells `node` how to wait for commands from now on.
+/// Tells `node` how to wait for requests from now on.
 pub fn set_mode(ctl: &Control, node: &Node, mode: Mode) {
     let m = match mode {
         Mode::Poll => c::MODE_POLL,
         Mode::Ipi => c::MODE_IPI,
     };
-    ctl.node(node.id, c::CMD_MODE).store(m, Ordering::Relaxed);
+    ctl.node(node.id, c::MODE).store(m, Ordering::Relaxed);
 }
 
-/// Posts a command to `node` (no doorbell).
-pub fn post(ctl: &Control, node: &mut Node, op: u64, arg: u64) -> u64 {
+/// Pushes a request on `node`'s request ring (no doorbell); returns its
+/// sequence number.
+pub fn send(node: &mut Node, op: u64, arg: u64) -> Result<u64, Error> {
+    let id = node.id;
+    let link = node.link.as_mut().ok_or(Error::NoLink(id))?;
     node.seq += 1;
-    ctl.node(node.id, c::CMD_OP).store(op, Ordering::Relaxed);
-    ctl.node(node.id, c::CMD_ARG).store(arg, Ordering::Relaxed);
-    // Release pairs with the node's Acquire load of CMD_SEQ: op and arg are
-    // visible once the new sequence number is.
-    ctl.node(node.id, c::CMD_SEQ)
-        .store(node.seq, Ordering::Release);
-    node.seq
+    let req = Request {
+        op,
+        seq: node.seq,
+        arg,
+    };
+    link.tx
+        .push(&req.encode())
+        .map_err(|e| Error::Send(id, e))?;
+    Ok(node.seq)
 }
 
-/// One verified round trip; returns its length in TSC cycles.
-pub fn ping(ctl: &Control, node: &mut Node, mode: Mode, arg: u64) -> Result<u64, Error> {
+/// True when the consumer has something to report: a message or a fault.
+fn has_news(rx: &mut Consumer) -> bool {
+    !matches!(rx.peek(1), Err(ConsumeError::Empty))
+}
+
+/// Sends one request and waits for its response; returns the response
+/// value and the round trip in TSC cycles.
+pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64), Error> {
+    let id = node.id;
     let ipis_before = idt::ipi_count();
     let t0 = cpu::rdtsc();
-    let seq = post(ctl, node, c::OP_PING, arg);
+    let seq = send(node, op, arg)?;
     if mode == Mode::Ipi {
         lapic::send_ipi(node.apic_id, platform::IPI_VECTOR)?;
     }
-    let resp = ctl.node(node.id, c::RESP_SEQ);
-    // Acquire pairs with the node's Release store of RESP_SEQ.
-    let answered = || resp.load(Ordering::Acquire) == seq;
+    let link = node.link.as_mut().ok_or(Error::NoLink(id))?;
     let deadline = tsc::deadline_after_us(PING_TIMEOUT_US);
     let ok = match mode {
         Mode::Poll => {
             let mut ok = false;
             while !tsc::passed(deadline) {
-                if answered() {
+                if has_news(&mut link.rx) {
                     ok = true;
                     break;
                 }
@@ -74,23 +86,39 @@ pub fn ping(ctl: &Control, node: &mut Node, mode: Mode, arg: u64) -> Result<u64,
         // Wait for the doorbell itself too, not only the answer: every
         // round trip then includes a delivered IPI, and no IPI is left
         // pending to merge with the next one.
-        Mode::Ipi => wait::until(deadline, || answered() && idt::ipi_count() != ipis_before),
+        Mode::Ipi => wait::until(deadline, || {
+            has_news(&mut link.rx) && idt::ipi_count() != ipis_before
+        }),
     };
-    let t1 = cpu::rdtsc();
     if !ok {
-        return Err(Error::PingTimeout(node.id, seq));
+        return Err(Error::PingTimeout(id, seq));
     }
+    let mut buf = [0u8; bootparse::layout::RING_SLOT_SIZE as usize];
+    let n = link.rx.pop(&mut buf).map_err(|e| Error::Receive(id, e))?;
+    let t1 = cpu::rdtsc();
     if mode == Mode::Ipi {
         IPI_PINGS.fetch_add(1, Ordering::Relaxed);
     }
-    let got = ctl.node(node.id, c::RESP_VAL).load(Ordering::Relaxed);
-    if got != ping_answer(u64::from(node.id), arg) {
-        return Err(Error::WrongAnswer(node.id, seq, got));
+    let resp = buf
+        .get(..n)
+        .and_then(|b| Response::decode(b).ok())
+        .ok_or(Error::BadResponse(id, seq))?;
+    if resp.seq != seq {
+        return Err(Error::WrongAnswer(id, seq, resp.seq));
     }
-    Ok(t1 - t0)
+    Ok((resp.val, t1 - t0))
 }
 
-/// Runs `warmup` unmeasured then `samples.capacity()` measured pings.
+/// One verified ping round trip; returns its length in TSC cycles.
+pub fn ping(node: &mut Node, mode: Mode, arg: u64) -> Result<u64, Error> {
+    let (val, cycles) = call(node, mode, OP_PING, arg)?;
+    if val != ping_answer(u64::from(node.id), arg) {
+        return Err(Error::WrongAnswer(node.id, node.seq, val));
+    }
+    Ok(cycles)
+}
+
+/// Runs `warmup` unmeasured then `samples`' target count of measured pings.
 pub fn run(
     ctl: &Control,
     node: &mut Node,
@@ -103,11 +131,11 @@ pub fn run(
     let mut arg = 0x1234_5678_9abc_def0 ^ u64::from(node.id);
     for _ in 0..warmup {
         arg = arg.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        ping(ctl, node, mode, arg)?;
+        ping(node, mode, arg)?;
     }
     while !samples.is_full() {
         arg = arg.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        samples.push(ping(ctl, node, mode, arg)?);
+        samples.push(ping(node, mode, arg)?);
     }
     Ok(())
 }

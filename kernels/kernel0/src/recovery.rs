@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::nodes::{Node, Starter, fence};
 use crate::pingpong::{self, Mode};
 use bootparse::layout::{self, control as c};
+use bootparse::wire::OP_CRASH;
 use core::sync::atomic::Ordering;
 use platform::{console, cpu, tsc, wait};
 
@@ -55,7 +56,7 @@ pub fn cycle(starter: &Starter, nodes: &mut [Node], target: usize) -> Result<Cyc
     let t0 = cpu::rdtsc();
     if let Some(n) = nodes.get_mut(target) {
         pingpong::set_mode(ctl, n, Mode::Poll);
-        pingpong::post(ctl, n, c::OP_CRASH, STRAY_ADDR);
+        pingpong::send(n, OP_CRASH, STRAY_ADDR)?;
     }
     let overall = tsc::deadline_after_us(CRASH_TIMEOUT_US);
     let stall = tsc::cycles_from_us(DEAD_TIMEOUT_US);
@@ -67,7 +68,7 @@ pub fn cycle(starter: &Starter, nodes: &mut [Node], target: usize) -> Result<Cyc
         for (i, n) in nodes.iter_mut().enumerate() {
             if i != target {
                 arg = arg.rotate_left(7) ^ 0x5555;
-                pingpong::ping(ctl, n, Mode::Ipi, arg)?;
+                pingpong::ping(n, Mode::Ipi, arg)?;
                 others += 1;
             }
         }

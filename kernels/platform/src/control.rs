@@ -31,7 +31,10 @@ impl Control {
     /// The word at byte offset `off` of the page. Offsets come from the
     /// layout constants; an offset outside the page is a programming error.
     pub fn word(&self, off: u64) -> &AtomicU64 {
-        assert!(off % 8 == 0 && off + 8 <= CONTROL_SIZE, "control offset");
+        assert!(
+            off.is_multiple_of(8) && off + 8 <= CONTROL_SIZE,
+            "control offset"
+        );
         // SAFETY: `new`'s contract: base maps CONTROL_SIZE bytes accessed only
         // atomically; `off` is in bounds and aligned (checked above).
         unsafe { AtomicU64::from_ptr(self.base.add((off / 8) as usize)) }

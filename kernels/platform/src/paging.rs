@@ -46,7 +46,7 @@ impl Builder {
     /// the physical range starting at `pool_phys`, belong to the caller
     /// alone and stay untouched by anything else while the tables are used.
     pub unsafe fn new(pool_virt: u64, pool_phys: u64, pool_size: u64) -> Result<Self, PagingError> {
-        if (pool_virt | pool_phys | pool_size) % PAGE != 0 {
+        if !(pool_virt | pool_phys | pool_size).is_multiple_of(PAGE) {
             return Err(PagingError::Unaligned);
         }
         let mut b = Builder {
@@ -116,7 +116,7 @@ impl Builder {
     /// Maps `[virt, virt + len)` to `[phys, phys + len)` with `flags`
     /// (PRESENT is implied).
     pub fn map(&mut self, virt: u64, phys: u64, len: u64, flags: u64) -> Result<(), PagingError> {
-        if (virt | phys | len) % PAGE != 0
+        if !(virt | phys | len).is_multiple_of(PAGE)
             || virt.checked_add(len).is_none()
             || phys.checked_add(len).is_none()
         {
@@ -128,7 +128,7 @@ impl Builder {
             let idx = |shift: u32| (v >> shift) & 0x1ff;
             let pdpt = self.next(self.pml4, idx(39))?;
             let pd = self.next(pdpt, idx(30))?;
-            let large = v % LARGE == 0 && p % LARGE == 0 && len - off >= LARGE;
+            let large = v.is_multiple_of(LARGE) && p.is_multiple_of(LARGE) && len - off >= LARGE;
             let (table, index, bits, step) = if large {
                 (pd, idx(21), HUGE, LARGE)
             } else {

@@ -79,10 +79,17 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
     );
     ctl.node(params.node_id, c::EPOCH)
         .store(params.epoch, Ordering::Relaxed);
+    let link = match serve::connect(&params) {
+        Ok(l) => l,
+        Err(why) => {
+            println!("cannot attach to the rings: {why}; halting");
+            cpu::halt_forever()
+        }
+    };
     // Release pairs with kernel0's Acquire load of STATE.
     ctl.node(params.node_id, c::STATE)
         .store(c::STATE_READY, Ordering::Release);
-    serve::serve(&ctl, &params)
+    serve::serve(&ctl, &params, link)
 }
 
 #[panic_handler]

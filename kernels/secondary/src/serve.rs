@@ -1,24 +1,54 @@
-//! The node's main loop: beat the heartbeat, answer kernel0's commands,
-//! and wait for the next one by spinning (poll mode) or in `hlt` (IPI mode).
+//! The node's main loop: beat the heartbeat, answer kernel0's requests from
+//! the request ring on the response ring, and wait for the next one by
+//! spinning (poll mode) or in `hlt` until the doorbell IPI (IPI mode).
 
 use bootparse::bootparams::BootParams;
-use bootparse::layout::control::{self as c, ping_answer};
+use bootparse::layout::{self, control as c};
+use bootparse::wire::{OP_CRASH, OP_FLOOR, OP_PING, Request, Response, ping_answer};
 use core::sync::atomic::Ordering;
+use mkipc::Region;
+use mkipc::spsc::{ConsumeError, Consumer, Producer};
 use platform::control::Control;
 use platform::{cpu, idt, lapic, println, tsc, wait};
 
 /// Heartbeat period.
 const BEAT_US: u64 = 1_000;
+/// Bound on the wait for one floor round.
+const FLOOR_ROUND_TIMEOUT_US: u64 = 100_000;
 
-/// Serves commands for ever.
-pub fn serve(ctl: &Control, p: &BootParams) -> ! {
+/// This node's ends of its ring pair.
+pub struct Link {
+    rx: Consumer,
+    tx: Producer,
+}
+
+/// Attaches to the mkipc region kernel0 formatted and to this node's rings.
+pub fn connect(p: &BootParams) -> Result<Link, &'static str> {
+    let base = p.shared_virt + layout::RING_REGION_OFFSET;
+    // SAFETY: the shared region is mapped at shared_virt for this kernel's
+    // life (memory.rs); everyone accesses the ring area with aligned atomic
+    // or volatile word operations only, through mkipc.
+    let region =
+        unsafe { Region::from_raw_parts(base as *mut u8, layout::RING_REGION_SIZE as usize) }
+            .map_err(|_| "bad ring region")?;
+    if let Err(e) = mkipc::header::read_header(&region) {
+        println!("mkipc region header refused: {e}");
+        return Err("region header");
+    }
+    let (req, resp) = layout::ring_offsets(p.node_id).ok_or("no rings for this node id")?;
+    let rx = Consumer::attach(region.clone(), req as usize).map_err(|_| "request ring")?;
+    let tx = Producer::attach(region, resp as usize).map_err(|_| "response ring")?;
+    Ok(Link { rx, tx })
+}
+
+/// Serves requests for ever. Stops (halts, so kernel0 sees the heartbeat
+/// stall and restarts us) if kernel0 breaks a ring.
+pub fn serve(ctl: &Control, p: &BootParams, mut link: Link) -> ! {
     let me = p.node_id;
-    let cmd = ctl.node(me, c::CMD_SEQ);
     let beat = ctl.node(me, c::HEARTBEAT);
     let beat_cycles = tsc::cycles_from_us(BEAT_US);
-    // Acquire pairs with kernel0's Release store of CMD_SEQ.
-    let mut seen = cmd.load(Ordering::Acquire);
     let mut next_beat = 0u64;
+    let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
     loop {
         let now = cpu::rdtsc();
         if now >= next_beat {
@@ -27,42 +57,82 @@ pub fn serve(ctl: &Control, p: &BootParams) -> ! {
                 .store(idt::ipi_count(), Ordering::Relaxed);
             next_beat = now + beat_cycles;
         }
-        let seq = cmd.load(Ordering::Acquire);
-        if seq != seen {
-            seen = seq;
-            handle(ctl, p, seq);
-            continue;
-        }
-        match ctl.node(me, c::CMD_MODE).load(Ordering::Relaxed) {
-            c::MODE_POLL => cpu::pause(),
-            _ => {
-                let until = next_beat.max(cpu::rdtsc());
-                wait::until(until, || cmd.load(Ordering::Acquire) != seen);
+        match link.rx.pop(&mut buf) {
+            Ok(n) => match buf.get(..n).map(Request::decode) {
+                Some(Ok(req)) => handle(ctl, p, &mut link, req),
+                _ => println!("undecodable request of {n} bytes; ignored"),
+            },
+            Err(ConsumeError::Empty) => idle(ctl, me, &mut link.rx, next_beat),
+            Err(e) => {
+                println!("request ring: {e}; stopping");
+                cpu::halt_forever()
             }
         }
     }
 }
 
-fn handle(ctl: &Control, p: &BootParams, seq: u64) {
+/// Waits for the next request until the next heartbeat is due.
+fn idle(ctl: &Control, me: u32, rx: &mut Consumer, until: u64) {
+    if ctl.node(me, c::MODE).load(Ordering::Relaxed) == c::MODE_POLL {
+        cpu::pause();
+        return;
+    }
+    let until = until.max(cpu::rdtsc());
+    wait::until(until, || !matches!(rx.peek(1), Err(ConsumeError::Empty)));
+}
+
+fn handle(ctl: &Control, p: &BootParams, link: &mut Link, req: Request) {
     let me = p.node_id;
-    let op = ctl.node(me, c::CMD_OP).load(Ordering::Relaxed);
-    let arg = ctl.node(me, c::CMD_ARG).load(Ordering::Relaxed);
-    match op {
-        c::OP_PING => {
-            ctl.node(me, c::RESP_VAL)
-                .store(ping_answer(u64::from(me), arg), Ordering::Relaxed);
-            // Release pairs with kernel0's Acquire load of RESP_SEQ.
-            ctl.node(me, c::RESP_SEQ).store(seq, Ordering::Release);
-            if ctl.node(me, c::CMD_MODE).load(Ordering::Relaxed) == c::MODE_IPI
+    match req.op {
+        OP_PING => {
+            let resp = Response {
+                seq: req.seq,
+                val: ping_answer(u64::from(me), req.arg),
+            };
+            if let Err(e) = link.tx.push(&resp.encode()) {
+                println!("response ring: {e}");
+                return;
+            }
+            if ctl.node(me, c::MODE).load(Ordering::Relaxed) == c::MODE_IPI
                 && let Err(e) = lapic::send_ipi(p.kernel0_apic_id, p.ipi_vector as u8)
             {
                 println!("doorbell to kernel0 failed: {e:?}");
             }
         }
-        c::OP_CRASH => stray_write(arg),
-        _ => {
-            println!("unknown command {op} (seq {seq}); ignored");
+        OP_FLOOR => {
+            ctl.node(me, c::FLOOR_PONG).store(0, Ordering::Relaxed);
+            let ack = Response {
+                seq: req.seq,
+                val: req.arg,
+            };
+            if link.tx.push(&ack.encode()).is_ok() {
+                floor(ctl, me, req.arg);
+            }
         }
+        OP_CRASH => stray_write(req.arg),
+        op => println!("unknown request {op} (seq {}); ignored", req.seq),
+    }
+}
+
+/// Echoes `rounds` rounds of the raw one-word ping-pong (see kernel0's
+/// floor.rs); gives up after a bounded wait for any round.
+fn floor(ctl: &Control, me: u32, rounds: u64) {
+    let ping = ctl.node(me, c::FLOOR_PING);
+    let pong = ctl.node(me, c::FLOOR_PONG);
+    for i in 1..=rounds {
+        let deadline = tsc::deadline_after_us(FLOOR_ROUND_TIMEOUT_US);
+        let mut spins = 0u32;
+        // Acquire pairs with kernel0's Release store of FLOOR_PING.
+        while ping.load(Ordering::Acquire) != i {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(256) && tsc::passed(deadline) {
+                println!("floor round {i} of {rounds} never came; back to serving");
+                return;
+            }
+            cpu::pause();
+        }
+        // Release pairs with kernel0's Acquire load of FLOOR_PONG.
+        pong.store(i, Ordering::Release);
     }
 }
 

@@ -85,33 +85,11 @@ impl Consumer {
     /// Up to `max` published messages (at least one), to read in place and release.
     #[inline]
     pub fn peek(&mut self, max: usize) -> Result<ReadBatch<'_>, ConsumeError> {
-        if let Some(fault) = self.faults.get() {
-            return Err(ConsumeError::Broken(fault));
-        }
+        self.check()?;
         let limit = (max.max(1) as u64).min(self.ring.capacity());
         let mut ready = 0;
-        while ready < limit {
-            let position = self.head + ready;
-            // Acquire: pairs with the Release store of the stamp in
-            // `Reservation::commit`: the payload and length are visible after it.
-            let stamp = match self
-                .region
-                .load(self.ring.stamp_word(position), Ordering::Acquire)
-            {
-                Ok(stamp) => stamp,
-                Err(e) => return Err(ConsumeError::Broken(self.raise(e.into()))),
-            };
-            if stamp == RingLayout::published_stamp(position) {
-                ready += 1;
-            } else if stamp == self.ring.empty_stamp(position) {
-                break;
-            } else {
-                let fault = Fault::BadStamp {
-                    position,
-                    found: stamp,
-                };
-                return Err(ConsumeError::Broken(self.raise(fault)));
-            }
+        while ready < limit && self.is_published(self.head + ready)? {
+            ready += 1;
         }
         if ready == 0 {
             return Err(ConsumeError::Empty);
@@ -125,10 +103,91 @@ impl Consumer {
     /// Copies the next message into `buf` and releases it; returns its length.
     #[inline]
     pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, ConsumeError> {
-        let mut batch = self.peek(1)?;
-        let len = batch.get(0)?.copy_to(buf)?.len();
-        batch.release(1);
+        self.check()?;
+        let position = self.head;
+        if !self.is_published(position)? {
+            return Err(ConsumeError::Empty);
+        }
+        let len = self.read_len(position)?;
+        let dst = buf
+            .get_mut(..len)
+            .ok_or(ConsumeError::BufferTooSmall { needed: len })?;
+        if let Err(e) = self.region.copy_out(self.ring.payload(position), dst) {
+            return Err(ConsumeError::Broken(self.raise(e.into())));
+        }
+        self.advance(1);
         Ok(len)
+    }
+
+    #[inline]
+    fn check(&self) -> Result<(), ConsumeError> {
+        match self.faults.get() {
+            Some(fault) => Err(ConsumeError::Broken(fault)),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the stamp of `position`'s slot once: published, empty, or a fault.
+    #[inline]
+    fn is_published(&mut self, position: u64) -> Result<bool, ConsumeError> {
+        // Acquire: pairs with the Release store of the stamp in
+        // `Producer::publish`: the payload and length are visible after it.
+        let stamp = match self
+            .region
+            .load(self.ring.stamp_word(position), Ordering::Acquire)
+        {
+            Ok(stamp) => stamp,
+            Err(e) => return Err(ConsumeError::Broken(self.raise(e.into()))),
+        };
+        if stamp == RingLayout::published_stamp(position) {
+            Ok(true)
+        } else if stamp == self.ring.empty_stamp(position) {
+            Ok(false)
+        } else {
+            let fault = Fault::BadStamp {
+                position,
+                found: stamp,
+            };
+            Err(ConsumeError::Broken(self.raise(fault)))
+        }
+    }
+
+    /// Reads the length of published message `position` once and validates it.
+    #[inline]
+    fn read_len(&mut self, position: u64) -> Result<usize, ConsumeError> {
+        let capacity = self.ring.slot_size() as u64;
+        // Relaxed: ordered by the Acquire stamp load in `is_published`.
+        let len = match self
+            .region
+            .load(self.ring.len_word(position), Ordering::Relaxed)
+        {
+            Ok(len) => len,
+            Err(e) => return Err(ConsumeError::Broken(self.raise(e.into()))),
+        };
+        if len > capacity {
+            let fault = Fault::BadLength {
+                position,
+                found: len,
+                capacity,
+            };
+            return Err(ConsumeError::Broken(self.raise(fault)));
+        }
+        Ok(len as usize)
+    }
+
+    /// Hands `count` messages back to the producer.
+    #[inline]
+    fn advance(&mut self, count: u64) {
+        self.head += count;
+        // Release: pairs with the producer's Acquire load of `head` in
+        // `Producer::refresh_head`: our reads of these slots happen before it
+        // overwrites them.
+        if let Err(e) = self
+            .region
+            .store(self.ring.head_word(), self.head, Ordering::Release)
+        {
+            self.raise(e.into());
+        }
     }
 
     fn raise(&mut self, fault: Fault) -> Fault {
@@ -175,24 +234,11 @@ impl ReadBatch<'_> {
         );
         let c = &mut *self.consumer;
         let position = c.head + index as u64;
-        let capacity = c.ring.slot_size() as u64;
-        // Relaxed: ordered by the Acquire stamp load in `peek`.
-        let len = match c.region.load(c.ring.len_word(position), Ordering::Relaxed) {
-            Ok(len) => len,
-            Err(e) => return Err(ConsumeError::Broken(c.raise(e.into()))),
-        };
-        if len > capacity {
-            let fault = Fault::BadLength {
-                position,
-                found: len,
-                capacity,
-            };
-            return Err(ConsumeError::Broken(c.raise(fault)));
-        }
+        let len = c.read_len(position)?;
         Ok(SlotView {
             region: &c.region,
             payload: c.ring.payload(position),
-            len: len as usize,
+            len,
             position,
         })
     }
@@ -203,17 +249,7 @@ impl ReadBatch<'_> {
     #[inline]
     pub fn release(self, count: usize) -> usize {
         let count = count.min(self.len);
-        let c = self.consumer;
-        c.head += count as u64;
-        // Release: pairs with the producer's Acquire load of `head` in
-        // `Producer::refresh_head`: our reads of these slots happen before it
-        // overwrites them.
-        if let Err(e) = c
-            .region
-            .store(c.ring.head_word(), c.head, Ordering::Release)
-        {
-            c.raise(e.into());
-        }
+        self.consumer.advance(count as u64);
         count
     }
 }

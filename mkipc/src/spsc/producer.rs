@@ -4,7 +4,8 @@ use core::fmt;
 
 use super::ring::{RingError, RingLayout};
 use crate::fault::{Fault, FaultLatch};
-use crate::shm::Region;
+use crate::layout::SLOT_HEADER;
+use crate::shm::{Region, WORD};
 use crate::sync::Ordering;
 
 /// Why the producer could not send.
@@ -136,10 +137,49 @@ impl Producer {
                 capacity: self.slot_size(),
             });
         }
-        let reservation = self.reserve(1)?;
-        reservation.slot(0).write(msg)?;
-        reservation.commit(1);
+        self.check()?;
+        if self.free_cached() == 0 {
+            self.refresh_head().map_err(ProduceError::Broken)?;
+            if self.free_cached() == 0 {
+                return Err(ProduceError::Full);
+            }
+        }
+        let slot = self.ring.slot(self.tail);
+        let written = self.region.copy_in(slot + SLOT_HEADER, msg).and_then(|()| {
+            self.region
+                .store(slot + WORD, msg.len() as u64, Ordering::Relaxed)
+        });
+        if let Err(e) = written {
+            return Err(ProduceError::Broken(self.raise(e.into())));
+        }
+        self.publish(1);
         Ok(())
+    }
+
+    /// Publishes the next `count` written slots, in order.
+    #[inline]
+    fn publish(&mut self, count: u64) -> bool {
+        for position in self.tail..self.tail + count {
+            // Release: pairs with the consumer's Acquire load of this stamp in
+            // `Consumer::peek`/`pop`: the payload and length written before are
+            // visible to it once it sees the stamp.
+            let stamp = RingLayout::published_stamp(position);
+            let at = self.ring.stamp_word(position);
+            if let Err(e) = self.region.store(at, stamp, Ordering::Release) {
+                self.raise(e.into());
+                return false;
+            }
+        }
+        self.tail += count;
+        // Release: pairs with Acquire loads of `tail` by observers (inspection,
+        // wake-up checks); the fast path never reads it.
+        if let Err(e) = self
+            .region
+            .store(self.ring.tail_word(), self.tail, Ordering::Release)
+        {
+            self.raise(e.into());
+        }
+        true
     }
 
     #[inline]
@@ -231,30 +271,11 @@ impl Reservation<'_> {
     #[inline]
     pub fn commit(self, count: usize) -> usize {
         let count = count.min(self.len);
-        let p = self.producer;
-        for position in p.tail..p.tail + count as u64 {
-            // Release: pairs with the consumer's Acquire load of this stamp in
-            // `Consumer::peek`: the payload and length written before are visible
-            // to it once it sees the stamp.
-            let stamp = RingLayout::published_stamp(position);
-            if let Err(e) = p
-                .region
-                .store(p.ring.stamp_word(position), stamp, Ordering::Release)
-            {
-                p.raise(e.into());
-                return 0;
-            }
+        if self.producer.publish(count as u64) {
+            count
+        } else {
+            0
         }
-        p.tail += count as u64;
-        // Release: pairs with Acquire loads of `tail` by observers (inspection,
-        // wake-up checks); the fast path never reads it.
-        if let Err(e) = p
-            .region
-            .store(p.ring.tail_word(), p.tail, Ordering::Release)
-        {
-            p.raise(e.into());
-        }
-        count
     }
 }
 

@@ -243,6 +243,8 @@ pub struct RingLayout {
     slots: usize,
     stride: usize,
     size: usize,
+    /// `slot_count - 1`: positions map to slots by masking.
+    mask: u64,
 }
 
 impl RingLayout {
@@ -328,6 +330,7 @@ impl RingLayout {
             slots: offset + o.slots,
             stride: o.stride,
             size: o.ring_size,
+            mask: u64::from(geometry.slot_count) - 1,
         })
     }
 
@@ -406,7 +409,7 @@ impl RingLayout {
     /// Start of the slot that holds message `position`.
     #[inline]
     pub fn slot(&self, position: u64) -> usize {
-        let index = (position & (self.capacity() - 1)) as usize;
+        let index = (position & self.mask) as usize;
         self.slots + index * self.stride
     }
 
@@ -459,8 +462,8 @@ mod tests {
         assert_eq!(l.slot(0), 4 * PAGE);
         assert_eq!(
             l.slot(65) - l.slot(0),
-            64,
-            "48 + 16 bytes fit one 64-byte line"
+            128,
+            "one slot per adjacent-line pair"
         );
         assert_eq!(RingLayout::read(&r, PAGE), Ok(l));
     }
