@@ -5,44 +5,18 @@ use std::time::Instant;
 use crate::run::{StatusOk, cargo};
 use crate::setup;
 
-struct Step {
-    name: &'static str,
-    run: fn() -> Result<(), String>,
-}
+type Step = (&'static str, fn() -> Result<(), String>);
 
 const STEPS: &[Step] = &[
-    Step {
-        name: "setup: targets",
-        run: setup::targets,
-    },
-    Step {
-        name: "fmt",
-        run: fmt,
-    },
-    Step {
-        name: "clippy",
-        run: clippy,
-    },
-    Step {
-        name: "tests",
-        run: tests,
-    },
-    Step {
-        name: "no_std builds",
-        run: no_std,
-    },
-    Step {
-        name: "loom models",
-        run: loom,
-    },
-    Step {
-        name: "setup: miri",
-        run: setup::miri,
-    },
-    Step {
-        name: "miri (core)",
-        run: miri,
-    },
+    ("setup: targets", setup::targets),
+    ("fmt", fmt),
+    ("clippy", clippy),
+    ("atomics facade", facade),
+    ("tests", tests),
+    ("no_std builds", no_std),
+    ("loom models", loom),
+    ("setup: miri", setup::miri),
+    ("miri (core)", miri),
 ];
 
 pub fn run(args: Vec<String>) -> Result<(), String> {
@@ -50,14 +24,14 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         return Err(format!("`cargo xtask test` takes no arguments, got `{a}`"));
     }
     let all = Instant::now();
-    for (i, step) in STEPS.iter().enumerate() {
-        eprintln!("\n==> [{}/{}] {}", i + 1, STEPS.len(), step.name);
+    for (i, (name, step)) in STEPS.iter().enumerate() {
+        eprintln!("\n==> [{}/{}] {name}", i + 1, STEPS.len());
         let t = Instant::now();
-        if let Err(e) = (step.run)() {
+        if let Err(e) = step() {
             println!("steps: {i} passed, 1 failed");
-            return Err(format!("step `{}` failed: {e}", step.name));
+            return Err(format!("step `{name}` failed: {e}"));
         }
-        eprintln!("==> {} ok in {:.0?}", step.name, t.elapsed());
+        eprintln!("==> {name} ok in {:.0?}", t.elapsed());
     }
     eprintln!("\nall checks passed in {:.0?}", all.elapsed());
     println!("steps: {} passed, 0 failed", STEPS.len());

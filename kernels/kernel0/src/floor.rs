@@ -17,7 +17,12 @@ use platform::{cpu, tsc};
 const ROUND_TIMEOUT_US: u64 = 100_000;
 
 /// Measures `samples`' target count of raw round trips with `node`.
-pub fn run(ctl: &Control, node: &mut Node, samples: &mut Samples, rounds: u64) -> Result<(), Error> {
+pub fn run(
+    ctl: &Control,
+    node: &mut Node,
+    samples: &mut Samples,
+    rounds: u64,
+) -> Result<(), Error> {
     let ping = ctl.node(node.id, c::FLOOR_PING);
     let pong = ctl.node(node.id, c::FLOOR_PONG);
     ping.store(0, Ordering::Relaxed);

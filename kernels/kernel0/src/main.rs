@@ -8,8 +8,10 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bench;
 mod boot;
 mod error;
+mod floor;
 mod machine;
 mod nodes;
 mod physmem;
@@ -27,12 +29,8 @@ use pingpong::Mode;
 use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::{console, exit, gdt, idt, lapic, pic, println, tsc};
-use stats::{Samples, Summary};
+use stats::Samples;
 
-/// Measured round trips per node in poll mode.
-const POLL_PINGS: usize = 2000;
-/// Measured round trips per node in IPI mode.
-const IPI_PINGS: usize = 500;
 /// Crash/restart cycles.
 const CRASH_CYCLES: u32 = 3;
 /// Pings (poll, IPI) that must pass after each restart.
@@ -154,20 +152,14 @@ fn run(start_info: u64) -> Result<(), Error> {
 
     // SAFETY: only this CPU touches SAMPLES, and only through this reference.
     let samples = unsafe { &mut *SAMPLES.get() };
-    let mut poll = [Summary::default(); nodes::MAX_SECONDARIES];
-    let mut ipi = [Summary::default(); nodes::MAX_SECONDARIES];
+    let mut figures = [bench::Figures::default(); nodes::MAX_SECONDARIES];
     for (i, n) in nodes.iter_mut().enumerate() {
-        samples.reset(POLL_PINGS);
-        pingpong::run(&ctl, n, Mode::Poll, 50, samples)?;
-        poll[i] = samples.summary();
-        poll[i].print(&node_label(n.id, "poll round trip"));
+        figures[i] = bench::measure(&ctl, n, samples)?;
         pingpong::set_mode(&ctl, n, Mode::Ipi);
-    }
-    for (i, n) in nodes.iter_mut().enumerate() {
-        samples.reset(IPI_PINGS);
-        pingpong::run(&ctl, n, Mode::Ipi, 10, samples)?;
-        ipi[i] = samples.summary();
-        ipi[i].print(&node_label(n.id, "IPI round trip"));
+        let f = &figures[i];
+        f.floor.print(&node_label(n.id, "floor (1 word each way)"));
+        f.poll.print(&node_label(n.id, "ring round trip, poll"));
+        f.ipi.print(&node_label(n.id, "ring round trip, IPI"));
     }
     let taken = pingpong::check_ipis_received()?;
     println!("IPI accounting: kernel0 took {taken} doorbell IPIs, one per IPI-mode answer");
@@ -175,7 +167,10 @@ fn run(start_info: u64) -> Result<(), Error> {
         let w = ctl
             .node(n.id, layout::control::WAKEUPS)
             .load(core::sync::atomic::Ordering::Relaxed);
-        println!("node {} reports {w} doorbell IPIs taken", n.id);
+        println!(
+            "node {} reports {w} doorbell IPIs taken (as of its last heartbeat)",
+            n.id
+        );
     }
 
     for k in 1..=CRASH_CYCLES {
@@ -199,13 +194,19 @@ fn run(start_info: u64) -> Result<(), Error> {
         hz / 1000
     );
     for (i, n) in nodes.iter().enumerate() {
+        let f = &figures[i];
+        let ns = tsc::ns_from_cycles;
+        let (pw, pt) = bench::ratio(f.poll.p50, f.floor.p50);
+        let (iw, it) = bench::ratio(f.ipi.p50, f.floor.p50);
         println!(
-            "SUMMARY node {}: poll p50 {} ns (p99 {} ns), IPI p50 {} ns (p99 {} ns), epoch {}",
+            "SUMMARY node {}: p50 (p99) floor {} ({}) ns | ring poll {} ({}) ns = {pw}.{pt}x floor | ring+IPI {} ({}) ns = {iw}.{it}x floor | epoch {}",
             n.id,
-            tsc::ns_from_cycles(poll[i].p50),
-            tsc::ns_from_cycles(poll[i].p99),
-            tsc::ns_from_cycles(ipi[i].p50),
-            tsc::ns_from_cycles(ipi[i].p99),
+            ns(f.floor.p50),
+            ns(f.floor.p99),
+            ns(f.poll.p50),
+            ns(f.poll.p99),
+            ns(f.ipi.p50),
+            ns(f.ipi.p99),
             n.epoch
         );
     }
