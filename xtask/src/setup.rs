@@ -46,3 +46,17 @@ pub fn miri() -> Result<(), String> {
         .current_dir(root())
         .status_ok("cargo miri setup")
 }
+
+/// Makes sure `cargo fuzz` is installed (built from crates.io with nightly).
+pub fn cargo_fuzz() -> Result<(), String> {
+    let present = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    Command::new("cargo")
+        .args(["+nightly", "install", "cargo-fuzz", "--locked"])
+        .status_ok("installing cargo-fuzz")
+}

@@ -17,6 +17,8 @@ const STEPS: &[Step] = &[
     ("loom models", loom),
     ("setup: miri", setup::miri),
     ("miri (core)", miri),
+    ("setup: cargo-fuzz", setup::cargo_fuzz),
+    ("fuzz (short)", fuzz_short),
 ];
 
 pub fn run(args: Vec<String>) -> Result<(), String> {
@@ -130,4 +132,29 @@ fn miri() -> Result<(), String> {
     cargo(&["+nightly", "miri", "test", "-p", "mkipc"])
         .env("CARGO_TARGET_DIR", crate::run::root().join("target/miri"))
         .status_ok("Miri on the core")
+}
+
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const FUZZ_SECONDS: u32 = 20;
+
+/// Every fuzz target, briefly (`fuzz/` is its own workspace on nightly).
+fn fuzz_short() -> Result<(), String> {
+    let dir = crate::run::root().join("fuzz");
+    let list = std::process::Command::new("cargo")
+        .args(["+nightly", "fuzz", "list"])
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| format!("cannot run cargo fuzz list: {e}"))?;
+    let targets = String::from_utf8_lossy(&list.stdout).to_string();
+    if targets.trim().is_empty() {
+        return Err("cargo fuzz list found no targets".into());
+    }
+    for target in targets.split_whitespace() {
+        std::process::Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={FUZZ_SECONDS}"))
+            .current_dir(&dir)
+            .status_ok(&format!("fuzz target {target}"))?;
+    }
+    Ok(())
 }

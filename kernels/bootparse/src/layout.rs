@@ -6,7 +6,8 @@
 //! physical                                   owner
 //! 0x0000_8000 .. 0x0000_9000   AP trampoline  kernel0 (copied there)
 //! 0x0010_0000 .. 0x0200_0000   kernel0 image, stack, tables
-//! 0x0200_0000 .. 0x0220_0000   shared region (2 MiB, all nodes)
+//! 0x0200_0000 .. 0x0220_0000   shared region (2 MiB): control pages, then
+//!                              the mkipc region with every node's rings
 //! 0x0400_0000 + (n-1)*16 MiB   partition of secondary node n (16 MiB)
 //! ```
 
@@ -20,7 +21,7 @@ pub const SHARED_PHYS: u64 = 0x200_0000;
 pub const SHARED_SIZE: u64 = 0x20_0000;
 /// Bytes at the start of the shared region used by the boot control page;
 /// the rest is free for message rings.
-pub const CONTROL_SIZE: u64 = 0x1_0000;
+pub const CONTROL_SIZE: u64 = 0x2_0000;
 /// Physical base of node 1's partition.
 pub const SECONDARY_PHYS: u64 = 0x400_0000;
 /// Size of each secondary partition.
@@ -140,38 +141,52 @@ pub fn image_window() -> crate::elf::Window {
 /// Offsets inside the boot control page at the start of the shared region.
 /// Every word is a little-endian `u64` accessed atomically; each line is
 /// written by one side only.
+///
+/// Pages are split by writer so that a node's page tables can map what
+/// kernel0 writes read-only and leave other nodes' pages unmapped:
+///
+/// ```text
+/// 0x0000  magic                          kernel0
+/// 0x1000  console lock                   everyone
+/// 0x2000 + n*0x2000           command page of node n     kernel0 writes
+/// 0x2000 + n*0x2000 + 0x1000  status page of node n      node n writes
+/// ```
 pub mod control {
     /// Magic value at [`MAGIC`] once kernel0 has initialised the page.
     pub const MAGIC_VALUE: u64 = u64::from_le_bytes(*b"MKBOOTC1");
     /// Offset of the magic word.
     pub const MAGIC: u64 = 0;
-    /// Offset of the console lock (owner node + 1, 0 when free).
-    pub const CONSOLE_LOCK: u64 = 0x80;
+    /// Offset of the console lock (owner node + 1, 0 when free), alone in
+    /// its page.
+    pub const CONSOLE_LOCK: u64 = 0x1000;
     /// Offset of node 0's block; node n's is at `NODE_BASE + n * NODE_STRIDE`.
-    pub const NODE_BASE: u64 = 0x400;
-    /// Size of one node block (four 128-byte lines).
-    pub const NODE_STRIDE: u64 = 0x200;
+    pub const NODE_BASE: u64 = 0x2000;
+    /// Size of one node block: a command page and a status page.
+    pub const NODE_STRIDE: u64 = 0x2000;
+    /// Offset of the status page inside a node block.
+    pub const STATUS_PAGE: u64 = 0x1000;
 
-    /// Command line, written by kernel0: how the node waits for requests
+    /// Command page, written by kernel0: how the node waits for requests
     /// (`MODE_*`).
     pub const MODE: u64 = 0x00;
-    /// Command line: round number of the raw cache-line ping-pong (the
-    /// floor measurement); kernel0 writes it.
-    pub const FLOOR_PING: u64 = 0x08;
-    /// Echo line, written by the node: the last floor round it answered.
-    pub const FLOOR_PONG: u64 = 0x80;
-    /// Status line, written by the node: heartbeat counter.
-    pub const HEARTBEAT: u64 = 0x100;
-    /// Status line: state (`STATE_*`).
-    pub const STATE: u64 = 0x108;
-    /// Status line: boot epoch the node runs under.
-    pub const EPOCH: u64 = 0x110;
-    /// Status line: IPI wake-ups the node has taken.
-    pub const WAKEUPS: u64 = 0x118;
-    /// Fault line, written by a node's exception handler: vector | 1 << 63.
-    pub const FAULT_VECTOR: u64 = 0x180;
-    /// Fault line: faulting address (CR2).
-    pub const FAULT_ADDR: u64 = 0x188;
+    /// Command page: round number of the raw cache-line ping-pong (the
+    /// floor measurement).
+    pub const FLOOR_PING: u64 = 0x80;
+    /// Status page, written by the node: the last floor round it answered.
+    pub const FLOOR_PONG: u64 = STATUS_PAGE;
+    /// Status page: heartbeat counter.
+    pub const HEARTBEAT: u64 = STATUS_PAGE + 0x80;
+    /// Status page: state (`STATE_*`).
+    pub const STATE: u64 = STATUS_PAGE + 0x88;
+    /// Status page: boot epoch the node runs under.
+    pub const EPOCH: u64 = STATUS_PAGE + 0x90;
+    /// Status page: IPI wake-ups the node has taken.
+    pub const WAKEUPS: u64 = STATUS_PAGE + 0x98;
+    /// Status page, written by the node's exception handler:
+    /// `1 << 63 | error_code << 16 | vector`.
+    pub const FAULT_VECTOR: u64 = STATUS_PAGE + 0x100;
+    /// Status page: faulting address (CR2).
+    pub const FAULT_ADDR: u64 = STATUS_PAGE + 0x108;
 
     /// Spin on the request ring between requests.
     pub const MODE_POLL: u64 = 0;

@@ -31,8 +31,6 @@ use platform::control::Control;
 use platform::{console, exit, gdt, idt, lapic, pic, println, tsc};
 use stats::Samples;
 
-/// Crash/restart cycles.
-const CRASH_CYCLES: u32 = 3;
 /// Pings (poll, IPI) that must pass after each restart.
 const AFTER_RESTART: (usize, usize) = (200, 50);
 
@@ -173,11 +171,23 @@ fn run(start_info: u64) -> Result<(), Error> {
         );
     }
 
-    for k in 1..=CRASH_CYCLES {
-        let c = recovery::cycle(&starter, nodes, 0)?;
+    let strays = [
+        recovery::Stray::Kernel0Image,
+        recovery::Stray::RequestRingProducer,
+        recovery::Stray::OtherNodeStatus,
+    ];
+    for (k, kind) in strays.into_iter().enumerate() {
+        let c = recovery::cycle(&starter, nodes, 0, kind)?;
         println!(
-            "crash cycle {k}: node 1 faulted at {:#x}; heartbeat stalled at {}, declared dead after {} us; others answered {} pings meanwhile; fenced (INIT), reloaded, epoch {} ready after {} us",
-            c.fault_addr, c.last_beat, c.detect_us, c.others_answered, c.epoch, c.restart_us
+            "crash cycle {}: node 1 told to write {kind:?}: #PF at {:#x} error {:#x}, memory unchanged; heartbeat stalled at {}, declared dead after {} us; others answered {} pings meanwhile; fenced (INIT), reloaded, epoch {} ready after {} us",
+            k + 1,
+            c.fault_addr,
+            c.fault_error,
+            c.last_beat,
+            c.detect_us,
+            c.others_answered,
+            c.epoch,
+            c.restart_us
         );
         let n = &mut nodes[0];
         samples.reset(AFTER_RESTART.0);
@@ -190,7 +200,7 @@ fn run(start_info: u64) -> Result<(), Error> {
     let taken = pingpong::check_ipis_received()?;
 
     println!(
-        "SUMMARY: {count} secondary node(s), TSC {} kHz, {CRASH_CYCLES} crash/restart cycles, {taken} IPIs accounted",
+        "SUMMARY: {count} secondary node(s), TSC {} kHz, 3 crash/restart cycles, {taken} IPIs accounted",
         hz / 1000
     );
     for (i, n) in nodes.iter().enumerate() {

@@ -195,8 +195,9 @@ pub fn exit_on_fatal(yes: bool) {
     EXIT_ON_FATAL.store(yes, Ordering::Relaxed);
 }
 
-/// Publishes fatal exceptions as two words (vector | 1 << 63, faulting
-/// address) at `words`, for the node that restarts this one.
+/// Publishes fatal exceptions as two words at `words`, for the node that
+/// restarts this one: `1 << 63 | error_code << 16 | vector`, then the
+/// faulting address (CR2).
 ///
 /// # Safety
 /// `words` must point to two 8-aligned `u64`s that stay mapped and are only
@@ -237,7 +238,8 @@ extern "C" fn exception_entry(frame: *const ExceptionFrame) -> ! {
         unsafe {
             AtomicU64::from_ptr(words.add(1)).store(cr2, Ordering::Relaxed);
             // Release pairs with the reader's Acquire load of the vector.
-            AtomicU64::from_ptr(words).store(f.vector | 1 << 63, Ordering::Release);
+            let report = 1 << 63 | (f.error & 0xffff) << 16 | (f.vector & 0xff);
+            AtomicU64::from_ptr(words).store(report, Ordering::Release);
         }
     }
     println!(

@@ -179,11 +179,16 @@ pub fn send_sipi(dest: u32, page: u8) -> Result<(), ApicError> {
 pub fn calibrate_timer() -> Result<u64, ApicError> {
     write(REG_TIMER_DIV, 0x3);
     write(REG_LVT_TIMER, LVT_MASKED | u32::from(crate::TIMER_VECTOR));
+    // Scale by the TSC span between arming and reading, so a pause of this
+    // CPU in between does not skew the rate.
+    let t0 = crate::cpu::rdtsc();
     write(REG_TIMER_INIT, u32::MAX);
     crate::tsc::delay_us(10_000);
     let left = read(REG_TIMER_CUR);
+    let elapsed_ns = crate::tsc::ns_from_cycles(crate::cpu::rdtsc() - t0).max(1);
     write(REG_TIMER_INIT, 0);
-    let per_ms = u64::from(u32::MAX - left) / 10;
+    let ticks = u128::from(u32::MAX - left);
+    let per_ms = (ticks * 1_000_000 / u128::from(elapsed_ns)) as u64;
     if per_ms == 0 {
         return Err(ApicError::TimerDead);
     }

@@ -36,15 +36,16 @@ pub fn set_hz(hz: u64) {
     HZ.store(hz, Ordering::Relaxed);
 }
 
-/// Measures the TSC frequency over three 10 ms PIT windows, keeps the
-/// median and records it.
+/// Measures the TSC frequency over five 10 ms PIT windows and records it.
+/// Each window's TSC span can only be stretched (by the CPU being held up
+/// around the port accesses, as a virtual CPU often is), never shortened, so
+/// the shortest window is the best estimate.
 pub fn calibrate() -> Result<u64, CalibrateError> {
-    let mut runs = [0u64; 3];
-    for r in runs.iter_mut() {
-        *r = pit_window()?;
+    let mut best = u64::MAX;
+    for _ in 0..5 {
+        best = best.min(pit_window()?);
     }
-    runs.sort_unstable();
-    let hz = runs[1] * PIT_HZ / u64::from(PIT_TICKS);
+    let hz = best * PIT_HZ / u64::from(PIT_TICKS);
     if !(100_000_000..=20_000_000_000).contains(&hz) {
         return Err(CalibrateError::Implausible(hz));
     }
@@ -62,9 +63,12 @@ fn pit_window() -> Result<u64, CalibrateError> {
         outb(0x43, 0xb0); // channel 2, lobyte/hibyte, mode 0, binary
         outb(0x42, (PIT_TICKS & 0xff) as u8);
         outb(0x42, (PIT_TICKS >> 8) as u8);
-        outb(0x61, (gate & !0x02) | 0x01); // gate high: counting starts
     }
+    // Read the TSC before the gate opens: any delay then lengthens the
+    // measured span instead of shortening it.
     let start = rdtsc();
+    // SAFETY: as above; gate high starts the countdown.
+    unsafe { outb(0x61, (inb(0x61) & !0x02) | 0x01) };
     for _ in 0..PIT_POLL_LIMIT {
         // SAFETY: reading port 0x61 has no side effects.
         if unsafe { inb(0x61) } & 0x20 != 0 {

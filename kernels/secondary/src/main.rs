@@ -37,16 +37,27 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
     gdt::load();
     idt::load();
     // SAFETY: the entry tables map the shared region at shared_virt; our own
-    // tables map it there too (memory.rs), for the rest of this kernel's
-    // life. Control only accesses it atomically.
+    // tables map the pages used through this handle (console lock, our
+    // command and status pages) at the same addresses for the rest of this
+    // kernel's life. Control only accesses it atomically.
     let ctl = unsafe { Control::new(params.shared_virt as *mut u8) };
     console::attach(&ctl);
-    if let Err(e) = memory::switch_to_own_tables(&params) {
+    // Attach to the rings while the entry tables still map the whole shared
+    // region: their layouts decide which shared pages we keep.
+    let link = match serve::connect(&params) {
+        Ok(l) => l,
+        Err(why) => {
+            println!("cannot attach to the rings: {why}; halting");
+            cpu::halt_forever()
+        }
+    };
+    let grants = memory::grants(&params, link.rx.layout(), link.tx.layout());
+    if let Err(e) = memory::switch_to_own_tables(&params, &grants) {
         println!("own page tables failed: {e:?}; halting");
         cpu::halt_forever()
     }
-    // SAFETY: the fault line is two words inside our node block of the
-    // mapped control page, accessed atomically by the handler.
+    // SAFETY: the fault words are two words of our status page, mapped
+    // writable for good and accessed atomically by the handler.
     unsafe {
         idt::report_faults_to(ctl.node(params.node_id, c::FAULT_VECTOR).as_ptr());
     }
@@ -79,13 +90,6 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
     );
     ctl.node(params.node_id, c::EPOCH)
         .store(params.epoch, Ordering::Relaxed);
-    let link = match serve::connect(&params) {
-        Ok(l) => l,
-        Err(why) => {
-            println!("cannot attach to the rings: {why}; halting");
-            cpu::halt_forever()
-        }
-    };
     // Release pairs with kernel0's Acquire load of STATE.
     ctl.node(params.node_id, c::STATE)
         .store(c::STATE_READY, Ordering::Release);

@@ -1,20 +1,113 @@
-//! The node's own page tables: its partition at `partition_virt`, the shared
-//! region at `shared_virt`, the local APIC page uncached. Nothing else is
-//! mapped, so a stray access (kernel0, another partition, low memory) faults.
+//! The node's own page tables: its partition at `partition_virt`, the local
+//! APIC page uncached, and from the shared region only the pages granted
+//! below, each read-only or writable. Nothing else is mapped, so a stray
+//! access (kernel0, another partition, another node's pages, low memory)
+//! faults, and so does a write to a page only kernel0 may write.
 
 use bootparse::bootparams::BootParams;
+use bootparse::layout::{self, control as c};
+use mkipc::spsc::RingLayout;
 use platform::cell::RacyCell;
 use platform::paging::{Builder, NO_CACHE, PagingError, WRITABLE, WRITE_THROUGH};
 
 const POOL_FRAMES: usize = 8;
+const PAGE: u64 = 0x1000;
 
 #[repr(C, align(4096))]
 struct Pool([u8; POOL_FRAMES * 4096]);
 
 static POOL: RacyCell<Pool> = RacyCell::new(Pool([0; POOL_FRAMES * 4096]));
 
+/// A page-aligned range of the shared region this node may access.
+#[derive(Clone, Copy, Debug)]
+pub struct Grant {
+    /// Offset from the start of the shared region.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Whether the node may write it.
+    pub writable: bool,
+}
+
+/// Most grants a node holds.
+pub const MAX_GRANTS: usize = 12;
+
+/// The shared pages of node `p.node_id`: the console lock and its status
+/// page writable, its command page and the mkipc header read-only, and in
+/// each of its rings only its own section writable.
+pub fn grants(p: &BootParams, request: &RingLayout, response: &RingLayout) -> [Grant; MAX_GRANTS] {
+    let node = c::node_word(u64::from(p.node_id), 0);
+    let ring = |r: &RingLayout, consumer: bool| {
+        let base = layout::RING_REGION_OFFSET;
+        let own = if consumer {
+            r.consumer_section()
+        } else {
+            r.producer_section()
+        };
+        let (start, end) = (r.offset() as u64, (r.offset() + r.size()) as u64);
+        let (own_start, own_end) = (own.start as u64, own.end as u64);
+        [
+            Grant {
+                offset: base + start,
+                len: own_start - start,
+                writable: false,
+            },
+            Grant {
+                offset: base + own_start,
+                len: own_end - own_start,
+                writable: true,
+            },
+            Grant {
+                offset: base + own_end,
+                len: end - own_end,
+                writable: false,
+            },
+        ]
+    };
+    let [q0, q1, q2] = ring(request, true);
+    let [r0, r1, r2] = ring(response, false);
+    [
+        Grant {
+            offset: c::CONSOLE_LOCK,
+            len: PAGE,
+            writable: true,
+        },
+        Grant {
+            offset: node,
+            len: PAGE,
+            writable: false,
+        },
+        Grant {
+            offset: node + c::STATUS_PAGE,
+            len: PAGE,
+            writable: true,
+        },
+        Grant {
+            offset: layout::RING_REGION_OFFSET,
+            len: PAGE,
+            writable: false,
+        },
+        q0,
+        q1,
+        q2,
+        r0,
+        r1,
+        r2,
+        Grant {
+            offset: 0,
+            len: 0,
+            writable: false,
+        },
+        Grant {
+            offset: 0,
+            len: 0,
+            writable: false,
+        },
+    ]
+}
+
 /// Builds the tables and loads them into CR3.
-pub fn switch_to_own_tables(p: &BootParams) -> Result<(), PagingError> {
+pub fn switch_to_own_tables(p: &BootParams, grants: &[Grant]) -> Result<(), PagingError> {
     let virt = POOL.get() as u64;
     // The pool is in our image, hence inside the partition mapped at
     // partition_virt: translate by the partition offset.
@@ -28,15 +121,30 @@ pub fn switch_to_own_tables(p: &BootParams) -> Result<(), PagingError> {
         p.partition_size,
         WRITABLE,
     )?;
-    b.map(p.shared_virt, p.shared_phys, p.shared_size, WRITABLE)?;
+    for g in grants.iter().filter(|g| g.len != 0) {
+        if g.offset
+            .checked_add(g.len)
+            .is_none_or(|end| end > p.shared_size)
+        {
+            return Err(PagingError::Unaligned);
+        }
+        let flags = if g.writable { WRITABLE } else { 0 };
+        b.map(
+            p.shared_virt + g.offset,
+            p.shared_phys + g.offset,
+            g.len,
+            flags,
+        )?;
+    }
     b.map(
         p.lapic_phys,
         p.lapic_phys,
         0x1000,
         WRITABLE | NO_CACHE | WRITE_THROUGH,
     )?;
-    // SAFETY: the new tables map this code, stack, statics and everything
-    // used from here on at the same virtual addresses as the entry tables.
+    // SAFETY: the new tables map this code, stack, statics, the granted
+    // shared pages and the APIC at the same virtual addresses as the entry
+    // tables; nothing used from here on lies elsewhere.
     unsafe { platform::cpu::write_cr3(b.root()) };
     Ok(())
 }

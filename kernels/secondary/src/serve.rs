@@ -18,8 +18,10 @@ const FLOOR_ROUND_TIMEOUT_US: u64 = 100_000;
 
 /// This node's ends of its ring pair.
 pub struct Link {
-    rx: Consumer,
-    tx: Producer,
+    /// Consumer of the request ring.
+    pub rx: Consumer,
+    /// Producer of the response ring.
+    pub tx: Producer,
 }
 
 /// Attaches to the mkipc region kernel0 formatted and to this node's rings.
