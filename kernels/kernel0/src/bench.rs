@@ -11,7 +11,7 @@ use platform::control::Control;
 use platform::{println, tsc};
 
 /// Repetitions of each contender per node.
-pub const REPS: usize = 3;
+pub const REPS: usize = 5;
 /// Floor round trips per repetition.
 pub const FLOOR_ROUNDS: usize = 1000;
 /// Poll-mode ring round trips per repetition.

@@ -34,7 +34,8 @@ const PF_WRITE: u64 = 2;
 pub enum Stray {
     /// Kernel0's first image page (not mapped for the node).
     Kernel0Image,
-    /// The producer section of the node's request ring (read-only for it).
+    /// The published-position word in the producer section of the node's
+    /// request ring (read-only for the node: only kernel0 writes it).
     RequestRingProducer,
     /// Another node's status page (not mapped for the node).
     OtherNodeStatus,
@@ -56,7 +57,7 @@ fn target_of(kind: Stray, node: &Node) -> Result<Target, Error> {
         Stray::Kernel0Image => (layout::KERNEL0_BASE, layout::KERNEL0_BASE, PF_WRITE),
         Stray::RequestRingProducer => {
             let link = node.link.as_ref().ok_or(Error::NoLink(node.id))?;
-            let off = layout::RING_REGION_OFFSET + link.tx.layout().producer_section().start as u64;
+            let off = layout::RING_REGION_OFFSET + link.tx.layout().tail_word() as u64;
             let (n, k) = shared(off);
             (n, k, PF_PRESENT | PF_WRITE)
         }
@@ -111,12 +112,18 @@ pub fn cycle(
     let ctl = &starter.ctl;
     let id = nodes.get(target).map(|n| n.id).ok_or(Error::NoSecondary)?;
     let stray = target_of(kind, nodes.get(target).ok_or(Error::NoSecondary)?)?;
-    let before = read_word(stray.kernel0_addr);
+    // What the target word must still hold afterwards. Kernel0 itself
+    // moves the request ring's tail when it sends the crash request, so
+    // that one is kernel0's private count of published requests.
+    let mut want_word = read_word(stray.kernel0_addr);
     let beat = ctl.node(id, c::HEARTBEAT);
     let t0 = cpu::rdtsc();
     if let Some(n) = nodes.get_mut(target) {
         pingpong::set_mode(ctl, n, Mode::Poll);
         pingpong::send(n, OP_CRASH, stray.node_addr)?;
+        if kind == Stray::RequestRingProducer {
+            want_word = n.link.as_ref().map_or(0, |l| l.tx.published());
+        }
     }
     let overall = tsc::deadline_after_us(CRASH_TIMEOUT_US);
     let stall = tsc::cycles_from_us(DEAD_TIMEOUT_US);
@@ -158,12 +165,12 @@ pub fn cycle(
     if console::release_if_held_by(id) {
         platform::println!("node {id} died holding the console lock; released");
     }
-    let expected = FAULT_REPORTED | stray.error << 16 | 14;
+    let want_fault = FAULT_REPORTED | stray.error << 16 | 14;
     // Only the present and write bits are compared (bit 2+ say user/rsvd/...).
-    if vector & !(0xfffc << 16) != expected || fault_addr != stray.node_addr {
+    if vector & !(0xfffc << 16) != want_fault || fault_addr != stray.node_addr {
         return Err(Error::WrongFault(id, vector, fault_addr));
     }
-    if read_word(stray.kernel0_addr) != before {
+    if read_word(stray.kernel0_addr) != want_word {
         return Err(Error::Corrupted(stray.kernel0_addr));
     }
     let started = starter.start(node)?;

@@ -81,8 +81,8 @@ impl Samples {
 }
 
 impl Summary {
-    /// Formats as "n=.. min/p50/p99/max = a/b/c/d cycles (w/x/y/z ns)".
-    pub fn print(&self, what: &str) {
+    /// Prints "what: n=.. cycles min/p50/p99/max = ..  ns = ..".
+    pub fn print(&self, what: core::fmt::Arguments) {
         let ns = tsc::ns_from_cycles;
         platform::println!(
             "{what}: n={} cycles min/p50/p99/max = {}/{}/{}/{}  ns = {}/{}/{}/{}",

@@ -80,13 +80,22 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
         );
         cpu::halt_forever()
     }
+    let pages = |w: bool| -> u64 {
+        grants
+            .iter()
+            .filter(|g| g.writable == w)
+            .map(|g| g.len / 0x1000)
+            .sum()
+    };
     println!(
-        "up: epoch {}, apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}",
+        "up: epoch {}, apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}: {} pages writable, {} read-only, rest unmapped",
         params.epoch,
         params.partition_phys,
         params.partition_virt,
         params.shared_phys,
-        params.shared_virt
+        params.shared_virt,
+        pages(true),
+        pages(false)
     );
     ctl.node(params.node_id, c::EPOCH)
         .store(params.epoch, Ordering::Relaxed);
