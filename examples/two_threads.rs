@@ -61,7 +61,7 @@ fn run(messages: u64) -> Result<(), String> {
         spsc::channel(&region, ring, GEOMETRY).map_err(|e| e.to_string())?;
     let pin = online_cpus() >= 2;
     println!(
-        "two-thread SPSC demo (the two-kernel QEMU demo is not built yet): \
+        "two-thread userspace SPSC demo: \
          {messages} round trips, then {messages} streamed messages, CPUs {}",
         if pin { "0 and 1" } else { "unpinned (one CPU)" }
     );

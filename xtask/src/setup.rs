@@ -60,3 +60,34 @@ pub fn cargo_fuzz() -> Result<(), String> {
         .args(["+nightly", "install", "cargo-fuzz", "--locked"])
         .status_ok("installing cargo-fuzz")
 }
+
+/// Debian package that provides `qemu-system-x86_64` and qboot.
+const QEMU_PACKAGE: &str = "qemu-system-x86";
+
+/// Makes sure QEMU and its qboot firmware are installed; installs them with apt
+/// when running as root, else says which package is missing.
+pub fn qemu() -> Result<(), String> {
+    let present = |p: &str| std::path::Path::new(p).exists();
+    if present("/usr/bin/qemu-system-x86_64") && present("/usr/share/qemu/qboot.rom") {
+        return Ok(());
+    }
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root_user {
+        return Err(format!(
+            "QEMU is missing: install the Debian package `{QEMU_PACKAGE}` \
+             (sudo apt-get install -y {QEMU_PACKAGE}), then run this again"
+        ));
+    }
+    eprintln!("xtask: QEMU is missing; installing {QEMU_PACKAGE} with apt-get");
+    Command::new("apt-get")
+        .arg("update")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status_ok("apt-get update")?;
+    Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", QEMU_PACKAGE])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status_ok(&format!("apt-get install {QEMU_PACKAGE}"))
+}

@@ -15,6 +15,8 @@ const STEPS: &[Step] = &[
     ("tests", tests),
     ("no_std builds", no_std),
     ("loom models", loom),
+    ("setup: qemu", setup::qemu),
+    ("kernels: lints, host tests, 2- and 4-CPU boots", kernels),
     ("setup: miri", setup::miri),
     ("miri (core)", miri),
     ("setup: cargo-fuzz", setup::cargo_fuzz),
@@ -126,6 +128,12 @@ fn loom() -> Result<(), String> {
         .env("LOOM_MAX_PREEMPTIONS", "3")
         .env("CARGO_TARGET_DIR", crate::run::root().join("target/loom"))
         .status_ok("loom models")
+}
+
+/// The bare-metal workspace's own checks, ending in QEMU boots with 2 and 4 CPUs.
+fn kernels() -> Result<(), String> {
+    std::process::Command::new(crate::run::root().join("kernels/check.sh"))
+        .status_ok("kernels/check.sh")
 }
 
 fn miri() -> Result<(), String> {
