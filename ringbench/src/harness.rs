@@ -1,4 +1,5 @@
-//! Runs a client/server pair on two pinned cores and times round trips.
+//! Runs a client/server pair on two pinned cores and times round trips; runs a
+//! sender/receiver pair on the same cores and times a one-way stream.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,6 +20,18 @@ pub trait Client {
 pub trait Server: Send + 'static {
     /// Echoes requests until the client stops it.
     fn serve(&mut self);
+}
+
+/// The producing side of a one-way stream.
+pub trait Sender: Send + 'static {
+    /// Sends messages `first`, `first + 1`, ... `first + n - 1`, in order.
+    fn send(&mut self, first: u64, n: u64);
+}
+
+/// The consuming side of a one-way stream.
+pub trait Receiver {
+    /// Receives `n` messages, checking that they are `first`, `first + 1`, ... in order.
+    fn receive(&mut self, first: u64, n: u64);
 }
 
 /// The two cores a measurement runs on.
@@ -45,7 +58,7 @@ impl Cpus {
     }
 }
 
-/// A pair whose server runs on its own pinned thread.
+/// A pair whose server runs on its own thread (pinned when given [`Cpus`]).
 pub struct Running<C: Client> {
     client: C,
     server: Option<JoinHandle<()>>,
@@ -54,10 +67,20 @@ pub struct Running<C: Client> {
 
 impl<C: Client> Running<C> {
     /// Pins the calling thread to `cpus.client`, starts the server on `cpus.server`.
-    pub fn start<S: Server>((client, mut server): (C, S), cpus: Cpus) -> Running<C> {
-        pin_current_thread(cpus.client).expect("pin client thread");
+    pub fn start<S: Server>(pair: (C, S), cpus: Cpus) -> Running<C> {
+        Self::start_on(pair, Some(cpus))
+    }
+
+    /// As [`Running::start`]; with `None`, neither thread is pinned (for tests,
+    /// which share the machine with other tests).
+    pub fn start_on<S: Server>((client, mut server): (C, S), cpus: Option<Cpus>) -> Running<C> {
+        if let Some(cpus) = cpus {
+            pin_current_thread(cpus.client).expect("pin client thread");
+        }
         let handle = std::thread::spawn(move || {
-            pin_current_thread(cpus.server).expect("pin server thread");
+            if let Some(cpus) = cpus {
+                pin_current_thread(cpus.server).expect("pin server thread");
+            }
             server.serve();
         });
         let mut running = Running {
@@ -112,6 +135,76 @@ impl<C: Client> Running<C> {
 
 impl<C: Client> Drop for Running<C> {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed check unwinds through here: the server may be stuck
+            // mid-echo, so leave its thread detached rather than hang on a join.
+            return;
+        }
         self.shutdown();
     }
+}
+
+/// A running pair behind one interface, so that contenders of different types can
+/// sit in one table ([`crate::contenders::ALL`]). The round-trip loops stay
+/// monomorphic: only these calls go through the vtable.
+pub trait Echoing {
+    /// See [`Running::time`].
+    fn time(&mut self, iters: u64) -> Duration;
+    /// See [`Running::sample`].
+    fn sample(&mut self, n: usize, clock: &Clock) -> Vec<f64>;
+    /// See [`Running::finish`].
+    fn finish(self: Box<Self>);
+}
+
+impl<C: Client> Echoing for Running<C> {
+    fn time(&mut self, iters: u64) -> Duration {
+        Running::time(self, iters)
+    }
+
+    fn sample(&mut self, n: usize, clock: &Clock) -> Vec<f64> {
+        Running::sample(self, n, clock)
+    }
+
+    fn finish(self: Box<Self>) {
+        Running::finish(*self)
+    }
+}
+
+/// Starts `pair` (see [`Running::start_on`]) behind the [`Echoing`] interface.
+pub fn start_boxed<C: Client + 'static, S: Server>(
+    pair: (C, S),
+    cpus: Option<Cpus>,
+) -> Box<dyn Echoing> {
+    Box::new(Running::start_on(pair, cpus))
+}
+
+/// Messages streamed before the clock starts (caches and the sender's core warm).
+const STREAM_WARMUP: u64 = 10_000;
+
+/// Streams `n` messages from a sender thread (on `cpus.server`) to the calling
+/// thread (on `cpus.client`) and returns the receiver's wall time for them.
+///
+/// The sender first sends [`STREAM_WARMUP`] messages that are received untimed;
+/// the clock starts when the last of them has arrived and stops when the last of
+/// the `n` timed ones has.
+pub fn stream<S: Sender, R: Receiver>(
+    (mut tx, mut rx): (S, R),
+    cpus: Option<Cpus>,
+    n: u64,
+) -> Duration {
+    if let Some(cpus) = cpus {
+        pin_current_thread(cpus.client).expect("pin receiver thread");
+    }
+    let sender = std::thread::spawn(move || {
+        if let Some(cpus) = cpus {
+            pin_current_thread(cpus.server).expect("pin sender thread");
+        }
+        tx.send(1, STREAM_WARMUP + n);
+    });
+    rx.receive(1, STREAM_WARMUP);
+    let start = Instant::now();
+    rx.receive(1 + STREAM_WARMUP, n);
+    let elapsed = start.elapsed();
+    sender.join().expect("sender thread panicked");
+    elapsed
 }

@@ -2,7 +2,9 @@
 //! ping-pong between the same two pinned cores) and with the IPC a user would pick
 //! instead. Every figure is reported as a ratio to the floor measured in the same run.
 
+pub mod cli;
 pub mod clock;
 pub mod contenders;
 pub mod harness;
+pub mod report;
 pub mod stats;

@@ -2,88 +2,91 @@
 //! reported as ratios to the cache-line floor measured in the same run.
 //!
 //! ```text
-//! cargo run --release -p ringbench -- [--quick] [--reps N] [--json PATH]
+//! cargo run --release -p ringbench -- [--quick] [--reps N] [--json PATH] [--plot PATH.svg]
 //! ```
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
+use ringbench::cli::{self, Command, Options, USAGE};
 use ringbench::clock::Clock;
-use ringbench::contenders::{floor, mkipc_spsc};
-use ringbench::harness::{Client, Cpus, Running, Server};
+use ringbench::contenders::{ALL, BATCH, LARGE, SMALL};
+use ringbench::harness::Cpus;
+use ringbench::report::{Entry, Report};
 use ringbench::stats::{median, summarize};
-use serde::Serialize;
 
-const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--json PATH]";
-
-struct Options {
-    reps: usize,
-    samples: usize,
-    json: Option<String>,
-}
-
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut opts = Options {
-        reps: 7,
-        samples: 100_000,
-        json: None,
-    };
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => {
-                opts.reps = 3;
-                opts.samples = 20_000;
-            }
-            "--reps" => {
-                let v = args.next().ok_or("--reps needs a number")?;
-                opts.reps = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(format!("--reps needs a positive number, got `{v}`"))?;
-            }
-            "--json" => opts.json = Some(args.next().ok_or("--json needs a file path")?),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(opts)
-}
-
-/// One contender's figures.
-#[derive(Serialize)]
-struct Entry {
-    name: &'static str,
-    rtt_p50_ns: f64,
-    rtt_p99_ns: f64,
-    rtt_p999_ns: f64,
-    ratio_to_floor: f64,
-}
-
-#[derive(Serialize)]
-struct Report {
-    floor_rtt_ns: f64,
-    results: Vec<Entry>,
-}
-
-/// Samples of one contender across repetitions.
+/// One contender's measurements across repetitions.
+#[derive(Default)]
 struct Series {
-    name: &'static str,
     samples: Vec<f64>,
     p50_per_rep: Vec<f64>,
+    msgs_per_s_per_rep: Vec<f64>,
 }
 
-fn measure<C: Client, S: Server>(pair: (C, S), cpus: Cpus, n: usize, clock: &Clock) -> Vec<f64> {
-    let mut running = Running::start(pair, cpus);
-    let samples = running.sample(n, clock);
-    running.finish();
-    samples
+fn measure(opts: &Options, cpus: Cpus, clock: &Clock) -> Report {
+    let mut series: Vec<Series> = ALL.iter().map(|_| Series::default()).collect();
+    let t0 = Instant::now();
+    for rep in 0..opts.reps {
+        for (c, s) in ALL.iter().zip(series.iter_mut()) {
+            eprint!(
+                "\r[{:>5.1}s] rep {}/{}: {:<22}",
+                t0.elapsed().as_secs_f64(),
+                rep + 1,
+                opts.reps,
+                c.name
+            );
+            let mut running = (c.start)(Some(cpus));
+            let mut samples = running.sample(opts.samples, clock);
+            running.finish();
+            s.p50_per_rep.push(summarize(&mut samples).p50);
+            s.samples.extend(samples);
+            if let Some(stream) = c.stream {
+                let t = stream(Some(cpus), opts.stream_messages);
+                let secs = t.max(Duration::from_nanos(1)).as_secs_f64();
+                s.msgs_per_s_per_rep
+                    .push(opts.stream_messages as f64 / secs);
+            }
+        }
+    }
+    eprintln!(
+        "\r[{:>5.1}s] {} repetitions done{:30}",
+        t0.elapsed().as_secs_f64(),
+        opts.reps,
+        ""
+    );
+    let floor_per_rep = series[0].p50_per_rep.clone();
+    let results: Vec<Entry> = ALL
+        .iter()
+        .zip(series.iter_mut())
+        .map(|(c, s)| {
+            let sum = summarize(&mut s.samples);
+            let ratios: Vec<f64> = s
+                .p50_per_rep
+                .iter()
+                .zip(&floor_per_rep)
+                .map(|(c, f)| c / f)
+                .collect();
+            Entry {
+                name: c.name.to_string(),
+                rtt_p50_ns: sum.p50,
+                rtt_p99_ns: sum.p99,
+                rtt_p999_ns: sum.p999,
+                ratio_to_floor: median(&ratios),
+                throughput_msgs_per_s: (!s.msgs_per_s_per_rep.is_empty())
+                    .then(|| median(&s.msgs_per_s_per_rep)),
+            }
+        })
+        .collect();
+    Report {
+        floor_rtt_ns: results[0].rtt_p50_ns,
+        results,
+    }
 }
 
 fn main() -> ExitCode {
-    let opts = match parse(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
+    let opts = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(o)) => o,
+        Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
@@ -99,70 +102,30 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let clock = Clock::calibrate(std::time::Duration::from_millis(50));
-    let names = ["floor", "mkipc-spsc"];
-    let mut series: Vec<Series> = names
-        .iter()
-        .map(|&name| Series {
-            name,
-            samples: Vec::new(),
-            p50_per_rep: Vec::new(),
-        })
-        .collect();
-    for rep in 0..opts.reps {
-        for s in series.iter_mut() {
-            eprint!("\rrep {}/{}: {:<12}", rep + 1, opts.reps, s.name);
-            let mut samples = match s.name {
-                "floor" => measure(floor::pair(), cpus, opts.samples, &clock),
-                _ => measure(mkipc_spsc::pair(), cpus, opts.samples, &clock),
-            };
-            s.p50_per_rep.push(summarize(&mut samples).p50);
-            s.samples.extend(samples);
-        }
-    }
-    eprintln!();
-    let floor_per_rep = series[0].p50_per_rep.clone();
-    let results: Vec<Entry> = series
-        .iter_mut()
-        .map(|s| {
-            let sum = summarize(&mut s.samples);
-            let ratios: Vec<f64> = s
-                .p50_per_rep
-                .iter()
-                .zip(&floor_per_rep)
-                .map(|(c, f)| c / f)
-                .collect();
-            Entry {
-                name: s.name,
-                rtt_p50_ns: sum.p50,
-                rtt_p99_ns: sum.p99,
-                rtt_p999_ns: sum.p999,
-                ratio_to_floor: median(&ratios),
-            }
-        })
-        .collect();
-    let report = Report {
-        floor_rtt_ns: results[0].rtt_p50_ns,
-        results,
-    };
-    println!(
-        "{:<14} {:>10} {:>10} {:>10} {:>9}",
-        "contender", "p50 ns", "p99 ns", "p99.9 ns", "x floor"
+    let clock = Clock::calibrate(Duration::from_millis(50));
+    let report = measure(&opts, cpus, &clock);
+    print!("{}", report.table());
+    let setup = format!(
+        "{} repetitions, interleaved, CPUs {} and {}; round trip: {} x {SMALL}-byte echoes per repetition",
+        opts.reps, cpus.client, cpus.server, opts.samples
     );
-    for e in &report.results {
-        println!(
-            "{:<14} {:>10.1} {:>10.1} {:>10.1} {:>9.2}",
-            e.name, e.rtt_p50_ns, e.rtt_p99_ns, e.rtt_p999_ns, e.ratio_to_floor
-        );
-    }
+    println!("({setup})");
     println!(
-        "({} repetitions x {} round trips each, interleaved; ratio = median over repetitions of p50 / floor p50)",
-        opts.reps, opts.samples
+        "(x floor: median over repetitions of p50 / floor p50 of the same repetition; \
+         msgs/s: median over repetitions of {} {LARGE}-byte messages streamed one way, \
+         batches of {BATCH} where the API has them)",
+        opts.stream_messages
     );
-    if let Some(path) = opts.json {
-        let text = serde_json::to_string_pretty(&report).expect("report serializes");
-        if let Err(e) = std::fs::write(&path, text) {
-            eprintln!("ringbench: cannot write {path}: {e}");
+    if let Some(path) = &opts.json
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        eprintln!("ringbench: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    if let Some(path) = &opts.plot {
+        let subtitle = format!("{setup}; floor p50 {:.0} ns", report.floor_rtt_ns);
+        if let Err(e) = report.plot_svg(path, &subtitle) {
+            eprintln!("ringbench: cannot draw {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }

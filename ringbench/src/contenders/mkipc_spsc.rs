@@ -1,10 +1,11 @@
-//! mkipc SPSC: a request ring and a reply ring in one region, polling.
+//! mkipc SPSC: a request ring and a reply ring in one region, polling; and one
+//! ring streaming in batches (`reserve`/`commit`, `peek`/`release`).
 
 use mkipc::Region;
 use mkipc::spsc::{self, ConsumeError, Consumer, Geometry, ProduceError, Producer};
 
-use super::{SMALL, check, fill};
-use crate::harness::{Client, Server};
+use super::{BATCH, LARGE, Large, SMALL, STREAM_CAPACITY, check, check_large, fill, message};
+use crate::harness::{Client, Receiver, Sender, Server};
 
 /// 48 payload bytes: with the 16-byte slot header, one 64-byte line per message.
 /// Eight slots: a round trip keeps one message in flight, and a shallow ring keeps
@@ -89,6 +90,77 @@ impl Server for SpscServer {
                 return;
             }
             send(&mut self.tx, &buf[..n]);
+        }
+    }
+}
+
+/// The stream ring: 64-byte messages, each in its own 128-byte slot (the 16-byte
+/// slot header and the payload span two 64-byte lines).
+const STREAM_GEOMETRY: Geometry = Geometry::new(STREAM_CAPACITY as u32, LARGE as u32);
+
+/// Writes batches of messages in place and commits each batch with one stamp pass.
+pub struct SpscSender(Producer);
+
+/// Reads batches of messages in place and releases each batch at once.
+pub struct SpscReceiver(Consumer);
+
+/// A connected stream pair over a fresh heap region.
+pub fn stream_pair() -> (SpscSender, SpscReceiver) {
+    let region = Region::new_heap(STREAM_GEOMETRY.ring_size().expect("valid geometry"));
+    let (tx, rx) = spsc::channel(&region, 0, STREAM_GEOMETRY).expect("stream ring");
+    (SpscSender(tx), SpscReceiver(rx))
+}
+
+impl Sender for SpscSender {
+    fn send(&mut self, first: u64, n: u64) {
+        let end = first + n;
+        let mut seq = first;
+        while seq < end {
+            let want = (end - seq).min(BATCH as u64) as usize;
+            let batch = match self.0.reserve(want) {
+                Ok(batch) => batch,
+                Err(ProduceError::Full) => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                Err(e) => panic!("mkipc reserve: {e}"),
+            };
+            let len = batch.len();
+            for i in 0..len {
+                let msg: Large = message(seq + i as u64);
+                batch.slot(i).write(&msg).expect("message fits its slot");
+            }
+            assert_eq!(batch.commit(len), len, "mkipc commit");
+            seq += len as u64;
+        }
+    }
+}
+
+impl Receiver for SpscReceiver {
+    fn receive(&mut self, first: u64, n: u64) {
+        let end = first + n;
+        let mut seq = first;
+        let mut buf = [0u8; LARGE];
+        while seq < end {
+            let want = (end - seq).min(BATCH as u64) as usize;
+            let mut batch = match self.0.peek(want) {
+                Ok(batch) => batch,
+                Err(ConsumeError::Empty) => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                Err(e) => panic!("mkipc peek: {e}"),
+            };
+            let len = batch.len();
+            for i in 0..len {
+                let view = batch.get(i).expect("published message");
+                check_large(
+                    view.copy_to(&mut buf).expect("message fits"),
+                    seq + i as u64,
+                );
+            }
+            batch.release(len);
+            seq += len as u64;
         }
     }
 }

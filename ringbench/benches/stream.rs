@@ -1,0 +1,25 @@
+//! Criterion: one-way throughput of 64-byte messages for every contender with a
+//! stream, sender and receiver on the same two pinned cores. Each measurement
+//! streams `iters` messages after an untimed warm-up (see `harness::stream`).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ringbench::contenders::ALL;
+use ringbench::harness::Cpus;
+
+fn stream(c: &mut Criterion) {
+    let cpus = Cpus::first_two().expect("two CPUs");
+    let mut group = c.benchmark_group("stream");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    for contender in ALL {
+        if let Some(run) = contender.stream {
+            group.bench_function(contender.name, |b| {
+                b.iter_custom(|iters| run(Some(cpus), iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, stream);
+criterion_main!(benches);

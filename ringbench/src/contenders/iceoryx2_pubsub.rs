@@ -1,0 +1,146 @@
+//! iceoryx2: a publish-subscribe service each way over its shared-memory
+//! transport (`ipc::Service`), polling `receive`, payload copied in and out
+//! (`send_copy`, then a copy of the received sample).
+//!
+//! iceoryx2's `ipc` ports are not `Send`, so the server opens its node and ports
+//! on its own thread when it starts serving.
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iceoryx2::node::Node;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::prelude::*;
+use iceoryx2::service::port_factory::publish_subscribe::PortFactory as PubSub;
+
+use super::{STOP, Small, check, is_stop, message};
+use crate::harness::{Client, Server};
+
+type Pub = Publisher<ipc::Service, Small, ()>;
+type Sub = Subscriber<ipc::Service, Small, ()>;
+
+/// Publishes requests, polls for replies.
+pub struct IceoryxClient {
+    tx: Pub,
+    rx: Sub,
+    // Declared last: ports drop before their services and node.
+    _services: (
+        PubSub<ipc::Service, Small, ()>,
+        PubSub<ipc::Service, Small, ()>,
+    ),
+    _node: Node<ipc::Service>,
+}
+
+/// Opens the server's ports on its own thread, then echoes.
+pub struct IceoryxServer {
+    names: Names,
+}
+
+/// Service names unique to one pair (process id and a counter).
+#[derive(Clone)]
+struct Names {
+    req: String,
+    rep: String,
+}
+
+fn quiet() {
+    static ONCE: Once = Once::new();
+    // iceoryx2 warns on stderr that it runs without a config file; defaults are
+    // what we want.
+    ONCE.call_once(|| set_log_level(LogLevel::Error));
+}
+
+struct Endpoint {
+    node: Node<ipc::Service>,
+    req: PubSub<ipc::Service, Small, ()>,
+    rep: PubSub<ipc::Service, Small, ()>,
+}
+
+fn open(names: &Names) -> Endpoint {
+    quiet();
+    let node = NodeBuilder::new()
+        .create::<ipc::Service>()
+        .expect("iceoryx2 node");
+    let service = |name: &str| {
+        let name: ServiceName = name.try_into().expect("valid service name");
+        node.service_builder(&name)
+            .publish_subscribe::<Small>()
+            .open_or_create()
+            .expect("iceoryx2 publish-subscribe service")
+    };
+    let req = service(&names.req);
+    let rep = service(&names.rep);
+    Endpoint { node, req, rep }
+}
+
+/// A connected echo pair; the client's ports exist on return, the server's once
+/// it serves.
+pub fn pair() -> (IceoryxClient, IceoryxServer) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: only uniqueness matters, no other memory is published with it.
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let base = format!("ringbench/{}/{id}", std::process::id());
+    let names = Names {
+        req: format!("{base}/req"),
+        rep: format!("{base}/rep"),
+    };
+    let ep = open(&names);
+    let tx = ep.req.publisher_builder().create().expect("publisher");
+    let rx = ep.rep.subscriber_builder().create().expect("subscriber");
+    (
+        IceoryxClient {
+            tx,
+            rx,
+            _services: (ep.req, ep.rep),
+            _node: ep.node,
+        },
+        IceoryxServer { names },
+    )
+}
+
+/// Publishes `msg`, retrying until it reached the one subscriber: the peer's
+/// subscriber may not exist yet when the first message goes out.
+#[inline]
+fn send(tx: &Pub, msg: Small) {
+    while tx.send_copy(msg).expect("iceoryx2 send") == 0 {
+        std::hint::spin_loop();
+    }
+}
+
+#[inline]
+fn recv(rx: &Sub) -> Small {
+    loop {
+        if let Some(sample) = rx.receive().expect("iceoryx2 receive") {
+            return *sample.payload();
+        }
+        std::hint::spin_loop();
+    }
+}
+
+impl Client for IceoryxClient {
+    #[inline]
+    fn round_trip(&mut self, seq: u64) {
+        send(&self.tx, message(seq));
+        check(&recv(&self.rx), seq);
+    }
+
+    fn stop(&mut self) {
+        send(&self.tx, message(STOP));
+    }
+}
+
+impl Server for IceoryxServer {
+    fn serve(&mut self) {
+        let ep = open(&self.names);
+        let rx = ep.req.subscriber_builder().create().expect("subscriber");
+        let tx = ep.rep.publisher_builder().create().expect("publisher");
+        loop {
+            let msg = recv(&rx);
+            if is_stop(&msg) {
+                return;
+            }
+            send(&tx, msg);
+        }
+    }
+}
