@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::harness::{self, Cpus, Echoing};
 
 pub mod arrayqueue;
+mod bounded_channel;
 pub mod bytestream;
 pub mod channel;
 pub mod eventfd;
