@@ -112,16 +112,7 @@ impl Producer {
     /// reservation leaves the slots free for the next reserve.
     #[inline]
     pub fn reserve(&mut self, max: usize) -> Result<Reservation<'_>, ProduceError> {
-        self.check()?;
-        let mut free = self.free_cached();
-        if free < max.max(1) {
-            self.refresh_head().map_err(ProduceError::Broken)?;
-            free = self.free_cached();
-        }
-        if free == 0 {
-            return Err(ProduceError::Full);
-        }
-        let len = free.min(max.max(1));
+        let len = self.claimable(max.max(1))?;
         Ok(Reservation {
             producer: self,
             len,
@@ -137,13 +128,7 @@ impl Producer {
                 capacity: self.slot_size(),
             });
         }
-        self.check()?;
-        if self.free_cached() == 0 {
-            self.refresh_head().map_err(ProduceError::Broken)?;
-            if self.free_cached() == 0 {
-                return Err(ProduceError::Full);
-            }
-        }
+        self.claimable(1)?;
         let slot = self.ring.slot(self.tail);
         let written = self.region.copy_in(slot + SLOT_HEADER, msg).and_then(|()| {
             self.region
@@ -180,6 +165,22 @@ impl Producer {
             self.raise(e.into());
         }
         true
+    }
+
+    /// How many of `want` slots are free (at least one), looking at the consumer's
+    /// index only when the cached view has fewer than `want`.
+    #[inline]
+    fn claimable(&mut self, want: usize) -> Result<usize, ProduceError> {
+        self.check()?;
+        let mut free = self.free_cached();
+        if free < want {
+            self.refresh_head().map_err(ProduceError::Broken)?;
+            free = self.free_cached();
+        }
+        if free == 0 {
+            return Err(ProduceError::Full);
+        }
+        Ok(free.min(want))
     }
 
     #[inline]

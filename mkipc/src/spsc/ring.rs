@@ -252,8 +252,8 @@ impl RingLayout {
     ///
     /// Only the region's owner does this, before any endpoint attaches.
     pub fn create(region: &Region, offset: usize, geometry: Geometry) -> Result<Self, RingError> {
-        let layout = RingLayout::place(region, offset, geometry)?;
         let o = geometry.offsets()?;
+        let layout = RingLayout::place(region, offset, geometry, &o)?;
         region.store(offset, 0, Ordering::Relaxed)?;
         region.zero(offset + WORD, layout.size - WORD)?;
         let mut d = SpscDescriptor::new_zeroed();
@@ -306,11 +306,15 @@ impl RingLayout {
         expect("producer_offset", d.producer_offset.get(), o.producer)?;
         expect("slots_offset", d.slots_offset.get(), o.slots)?;
         expect("ring_size", d.ring_size.get(), o.ring_size)?;
-        RingLayout::place(region, offset, geometry)
+        RingLayout::place(region, offset, geometry, &o)
     }
 
-    fn place(region: &Region, offset: usize, geometry: Geometry) -> Result<Self, RingError> {
-        let o = geometry.offsets()?;
+    fn place(
+        region: &Region,
+        offset: usize,
+        geometry: Geometry,
+        o: &Offsets,
+    ) -> Result<Self, RingError> {
         let align = geometry.section_align as usize;
         if !offset.is_multiple_of(align) {
             return Err(RingError::Misplaced { offset, align });
