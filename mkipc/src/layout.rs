@@ -162,7 +162,7 @@ const _: () = {
 };
 
 /// Folds bytes into a 64-bit FNV-1a hash (usable in constants).
-const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         hash ^= bytes[i] as u64;

@@ -5,6 +5,7 @@
 //!   code in the crate).
 //! * [`layout`] and [`header`]: the wire format and the region header.
 //! * [`spsc`]: the single-producer, single-consumer ring.
+//! * [`MessageType`]: the message identity both ends of a channel agree on.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
 //! regions, `std` (default) implies it. Whatever a peer writes into shared memory
@@ -23,6 +24,7 @@ extern crate std;
 mod fault;
 pub mod header;
 pub mod layout;
+mod message_type;
 mod shm;
 pub mod spsc;
 mod sync;
@@ -31,4 +33,5 @@ mod sync;
 pub mod mock;
 
 pub use fault::Fault;
+pub use message_type::MessageType;
 pub use shm::{AccessError, Region, WORD};
