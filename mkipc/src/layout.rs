@@ -24,7 +24,7 @@ pub const CACHE_LINE: usize = 128;
 pub const PAGE: usize = 4096;
 
 /// ABI version of this layout; bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// `"MKIPCRGN"` read as a little-endian word: the region header magic.
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"MKIPCRGN");
@@ -65,7 +65,8 @@ pub struct SpscDescriptor {
     pub slot_count: U32,
     /// Payload capacity of one slot in bytes (a multiple of 8).
     pub slot_size: U32,
-    /// Distance between slots in bytes (header plus payload, rounded to 128).
+    /// Distance between slots in bytes (header plus payload, rounded up to
+    /// `slot_align`).
     pub slot_stride: U32,
     /// Alignment of the ring's sections in bytes (a power of two, at least 128).
     pub section_align: U32,
@@ -77,8 +78,12 @@ pub struct SpscDescriptor {
     pub slots_offset: U64,
     /// Total size of the ring in bytes.
     pub ring_size: U64,
+    /// Alignment of each slot in bytes (a power of two, 8 ..= 4096).
+    pub slot_align: U32,
+    /// Zero; room for flags.
+    pub flags: U32,
     /// Zero; room for later fields.
-    pub reserved: [U64; 9],
+    pub reserved: [U64; 8],
 }
 
 /// Words the producer writes (first line of the producer's section).
@@ -111,20 +116,26 @@ pub struct ConsumerControl {
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct SlotHeader {
-    /// `position + 1` once the message at `position` is published; otherwise the
-    /// previous lap's stamp (or 0 before the first lap).
-    pub stamp: U64,
-    /// Length of the message in bytes.
-    pub len: U64,
+    /// Stamp and length in one word, so publishing a message is one store and
+    /// receiving it one load. Low [`STAMP_BITS`] bits: `position + 1` (modulo
+    /// 2^40) once the message at `position` is published, otherwise the previous
+    /// lap's stamp (or 0 before the first lap). High 24 bits: the length in bytes.
+    pub tag: U64,
 }
 
-/// Bytes before a slot's payload.
+/// Bytes before a slot's payload: 56 payload bytes share the tag's 64-byte line.
 pub const SLOT_HEADER: usize = size_of::<SlotHeader>();
 
-/// Slots are padded to this: a small message and its stamp share one 64-byte line,
-/// and no two slots share a 128-byte adjacent-line prefetch pair (measured: a
-/// 64-byte stride costs the consumer an extra invalidation per message).
+/// Bits of a slot tag that hold the stamp; the rest hold the length.
+pub const STAMP_BITS: u32 = 40;
+
+/// Default slot alignment: no two slots share a 128-byte adjacent-line prefetch
+/// pair (measured: a 64-byte stride costs a round trip an extra invalidation).
+/// Streams of back-to-back messages prefer [`MIN_SLOT_ALIGN`] (dense slots).
 pub const SLOT_ALIGN: usize = CACHE_LINE;
+
+/// Smallest slot alignment: one word, so every tag is an aligned atomic word.
+pub const MIN_SLOT_ALIGN: usize = 8;
 
 // Compile-time layout checks: a change here is a wire-format change.
 const _: () = {
@@ -146,6 +157,8 @@ const _: () = {
     assert!(offset_of!(SpscDescriptor, producer_offset) == 32);
     assert!(offset_of!(SpscDescriptor, slots_offset) == 40);
     assert!(offset_of!(SpscDescriptor, ring_size) == 48);
+    assert!(offset_of!(SpscDescriptor, slot_align) == 56);
+    assert!(offset_of!(SpscDescriptor, flags) == 60);
 
     assert!(size_of::<ProducerControl>() == CACHE_LINE);
     assert!(offset_of!(ProducerControl, tail) == 0);
@@ -156,9 +169,9 @@ const _: () = {
     assert!(offset_of!(ConsumerControl, need_wakeup) == 8);
     assert!(offset_of!(ConsumerControl, faults) == 16);
 
-    assert!(SLOT_HEADER == 16);
-    assert!(offset_of!(SlotHeader, stamp) == 0);
-    assert!(offset_of!(SlotHeader, len) == 8);
+    assert!(SLOT_HEADER == 8);
+    assert!(offset_of!(SlotHeader, tag) == 0);
+    assert!(STAMP_BITS == 40);
 };
 
 /// Folds bytes into a 64-bit FNV-1a hash (usable in constants).
@@ -187,6 +200,7 @@ macro_rules! layout_fields {
             h = fold(h, "abi", ABI_VERSION as usize, 0);
             h = fold(h, "cache_line", CACHE_LINE, PAGE);
             h = fold(h, "slot_align", SLOT_ALIGN, SLOT_HEADER);
+            h = fold(h, "stamp_bits", STAMP_BITS as usize, MIN_SLOT_ALIGN);
             $(
                 h = fold(h, stringify!($ty), 0, size_of::<$ty>());
                 $( h = fold(h, stringify!($field), offset_of!($ty, $field), size_of::<$fty>()); )*
@@ -201,10 +215,11 @@ layout_fields! {
                    features: U64, region_size: U64, generation: U64, reserved: [U64; 10] }
     SpscDescriptor { magic: U64, slot_count: U32, slot_size: U32, slot_stride: U32,
                      section_align: U32, consumer_offset: U64, producer_offset: U64,
-                     slots_offset: U64, ring_size: U64, reserved: [U64; 9] }
+                     slots_offset: U64, ring_size: U64, slot_align: U32, flags: U32,
+                     reserved: [U64; 8] }
     ProducerControl { tail: U64, faults: U64, reserved: [U64; 14] }
     ConsumerControl { head: U64, need_wakeup: U64, faults: U64, reserved: [U64; 13] }
-    SlotHeader { stamp: U64, len: U64 }
+    SlotHeader { tag: U64 }
 }
 
 /// Hash of the whole wire layout; two builds connect only when theirs are equal.

@@ -71,11 +71,10 @@ impl Scribbler {
 }
 
 /// Every word the producer of `ring` writes: its control line and each slot's
-/// stamp, length and first payload word.
+/// tag (stamp and length) and first payload word.
 pub fn producer_words(ring: &RingLayout) -> impl Iterator<Item = usize> + '_ {
     let control = [ring.tail_word(), ring.producer_faults_word()];
-    let slots =
-        (0..ring.capacity()).flat_map(|p| [ring.stamp_word(p), ring.len_word(p), ring.payload(p)]);
+    let slots = (0..ring.capacity()).flat_map(|p| [ring.tag_word(p), ring.payload(p)]);
     control.into_iter().chain(slots)
 }
 

@@ -263,14 +263,14 @@ impl Region {
             let bytes = self.load_in_range(offset - skip).to_le_bytes();
             copy_bytes(head, &bytes[skip..]);
         }
-        let mut at = offset + head.len();
-        let mut words = body.chunks_exact_mut(WORD);
-        for chunk in &mut words {
-            chunk.copy_from_slice(&self.load_in_range(at).to_le_bytes());
-            at += WORD;
+        let start = offset + head.len();
+        let (words, tail) = body.as_chunks_mut::<WORD>();
+        let shared_words = self.words_in_range(start, words.len());
+        for (word, shared) in words.iter_mut().zip(shared_words) {
+            *word = u64::from_le(shared.load(Ordering::Relaxed)).to_le_bytes();
         }
-        let tail = words.into_remainder();
         if !tail.is_empty() {
+            let at = start + words.len() * WORD;
             copy_bytes(tail, &self.load_in_range(at).to_le_bytes());
         }
         Ok(())
@@ -293,15 +293,13 @@ impl Region {
             copy_bytes(&mut bytes[skip..], head);
             self.store_in_range(offset - skip, u64::from_le_bytes(bytes));
         }
-        let mut at = offset + head.len();
-        let mut words = body.chunks_exact(WORD);
-        for chunk in &mut words {
-            let word: [u8; WORD] = chunk.try_into().unwrap_or_default();
-            self.store_in_range(at, u64::from_le_bytes(word));
-            at += WORD;
+        let start = offset + head.len();
+        let (words, tail) = body.as_chunks::<WORD>();
+        for (word, shared) in words.iter().zip(self.words_in_range(start, words.len())) {
+            shared.store(u64::from_le_bytes(*word).to_le(), Ordering::Relaxed);
         }
-        let tail = words.remainder();
         if !tail.is_empty() {
+            let at = start + words.len() * WORD;
             let mut bytes = self.load_in_range(at).to_le_bytes();
             copy_bytes(&mut bytes, tail);
             self.store_in_range(at, u64::from_le_bytes(bytes));
@@ -318,6 +316,18 @@ impl Region {
         // so the word lies inside the memory the constructor keeps alive. As in
         // `word`, a shared reference to an atomic is sound under concurrent writes.
         unsafe { &*self.base.as_ptr().add(offset / WORD) }
+    }
+
+    /// The `count` words from `offset`, inside a range the caller has already checked.
+    #[inline(always)]
+    fn words_in_range(&self, offset: usize, count: usize) -> &[AtomicU64] {
+        debug_assert!(
+            count == 0 || (offset.is_multiple_of(WORD) && offset + count * WORD <= self.len)
+        );
+        // SAFETY: as in `word_in_range`, for each of the `count` words: callers
+        // pass an 8-aligned `offset` with `offset + count * 8` inside a range they
+        // checked, and a slice of atomics is sound under concurrent atomic writes.
+        unsafe { core::slice::from_raw_parts(self.base.as_ptr().add(offset / WORD), count) }
     }
 
     #[inline(always)]

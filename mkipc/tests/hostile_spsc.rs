@@ -3,7 +3,9 @@
 //! an access outside the ring.
 
 use mkipc::mock::{Scribbler, consumer_words, producer_words};
-use mkipc::spsc::{self, ConsumeError, Consumer, Geometry, ProduceError, Producer, RingError};
+use mkipc::spsc::{
+    self, ConsumeError, Consumer, Geometry, ProduceError, Producer, RingError, RingLayout,
+};
 use mkipc::{Fault, Region};
 use std::sync::atomic::Ordering;
 
@@ -92,7 +94,9 @@ fn every_producer_word_garbage_is_caught_or_harmless() {
             checked += 1;
         }
     }
-    assert!(checked > 20 * SWEEP, "only {checked} cases ran");
+    // Two control words, then a tag and a payload word per slot.
+    let words = 2 + 2 * u64::from(SLOTS);
+    assert_eq!(checked, words * SWEEP, "every word swept");
 }
 
 #[test]
@@ -100,7 +104,7 @@ fn a_forged_next_stamp_is_a_bad_stamp_fault() {
     let mut r = rig();
     r.tx.push(b"one").unwrap();
     assert_eq!(r.drain(), None);
-    let next = r.tx.layout().stamp_word(1);
+    let next = r.tx.layout().tag_word(1);
     // 0 would be legitimate ("not yet published" on the first lap).
     for forged in [3u64, u64::MAX, 1 + SLOTS as u64 + 1] {
         let mut r2 = rig();
@@ -121,11 +125,13 @@ fn a_forged_next_stamp_is_a_bad_stamp_fault() {
 
 #[test]
 fn oversized_lengths_are_bad_length_faults() {
-    for len in [SLOT as u64 + 1, 1 << 31, u64::MAX] {
+    // The tag's 24 length bits hold at most 2^24 - 1.
+    for len in [SLOT as u64 + 1, 4096, (1 << 24) - 1] {
         let mut r = rig();
         r.tx.push(b"x").unwrap();
-        let at = r.tx.layout().len_word(0);
-        r.region.store(at, len, Ordering::Relaxed).unwrap();
+        let at = r.tx.layout().tag_word(0);
+        let tag = RingLayout::published_tag(0, len as usize);
+        r.region.store(at, tag, Ordering::Relaxed).unwrap();
         assert_eq!(
             r.drain(),
             Some(Fault::BadLength {

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 /// How to call the binary.
-pub const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--json PATH] [--plot PATH.svg]";
+pub const USAGE: &str =
+    "usage: ringbench [--quick] [--reps N] [--only NAME,...] [--json PATH] [--plot PATH.svg]";
 
 /// What to run and where to write it.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// Where to draw the SVG chart.
     pub plot: Option<PathBuf>,
+    /// Contenders to run (empty: all); the floor always runs.
+    pub only: Vec<String>,
 }
 
 impl Default for Options {
@@ -28,6 +31,7 @@ impl Default for Options {
             stream_messages: 2_000_000,
             json: None,
             plot: None,
+            only: Vec::new(),
         }
     }
 }
@@ -77,6 +81,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 }
                 opts.plot = Some(PathBuf::from(v));
             }
+            "--only" => {
+                let v = args
+                    .next()
+                    .ok_or("--only needs contender names, e.g. rtrb,pipe")?;
+                opts.only = v.split(',').map(str::to_string).collect();
+            }
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -116,6 +126,8 @@ mod tests {
         let err = |args: &[&str]| run(args).unwrap_err();
         assert!(err(&["--frobnicate"]).contains("--frobnicate"));
         assert!(err(&["--reps"]).contains("--reps"));
+        assert!(err(&["--only"]).contains("--only"));
+        assert_eq!(run(&["--only", "a,b"]).unwrap().only, ["a", "b"]);
         assert!(err(&["--reps", "0"]).contains("`0`"));
         assert!(err(&["--reps", "many"]).contains("`many`"));
         assert!(err(&["--json"]).contains("--json"));

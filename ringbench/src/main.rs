@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ringbench::cli::{self, Command, Options, USAGE};
 use ringbench::clock::Clock;
-use ringbench::contenders::{ALL, BATCH, LARGE, SMALL};
+use ringbench::contenders::{ALL, BATCH, Contender, LARGE, SMALL};
 use ringbench::harness::Cpus;
 use ringbench::report::{Entry, Report};
 use ringbench::stats::{median, summarize};
@@ -23,11 +23,32 @@ struct Series {
     msgs_per_s_per_rep: Vec<f64>,
 }
 
-fn measure(opts: &Options, cpus: Cpus, clock: &Clock) -> Report {
-    let mut series: Vec<Series> = ALL.iter().map(|_| Series::default()).collect();
+/// The contenders `--only` names (all by default), the floor always first.
+fn chosen(opts: &Options) -> Result<Vec<&'static Contender>, String> {
+    if let Some(unknown) = opts
+        .only
+        .iter()
+        .find(|n| !ALL.iter().any(|c| c.name == **n))
+    {
+        let names: Vec<_> = ALL.iter().map(|c| c.name).collect();
+        return Err(format!(
+            "no contender named `{unknown}`; choose from {}",
+            names.join(", ")
+        ));
+    }
+    Ok(ALL
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || opts.only.is_empty() || opts.only.iter().any(|n| n == c.name))
+        .map(|(_, c)| c)
+        .collect())
+}
+
+fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock) -> Report {
+    let mut series: Vec<Series> = contenders.iter().map(|_| Series::default()).collect();
     let t0 = Instant::now();
     for rep in 0..opts.reps {
-        for (c, s) in ALL.iter().zip(series.iter_mut()) {
+        for (c, s) in contenders.iter().zip(series.iter_mut()) {
             eprint!(
                 "\r[{:>5.1}s] rep {}/{}: {:<22}",
                 t0.elapsed().as_secs_f64(),
@@ -55,7 +76,7 @@ fn measure(opts: &Options, cpus: Cpus, clock: &Clock) -> Report {
         ""
     );
     let floor_per_rep = series[0].p50_per_rep.clone();
-    let results: Vec<Entry> = ALL
+    let results: Vec<Entry> = contenders
         .iter()
         .zip(series.iter_mut())
         .map(|(c, s)| {
@@ -102,8 +123,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let contenders = match chosen(&opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringbench: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let clock = Clock::calibrate(Duration::from_millis(50));
-    let report = measure(&opts, cpus, &clock);
+    let report = measure(&opts, &contenders, cpus, &clock);
     print!("{}", report.table());
     let setup = format!(
         "{} repetitions, interleaved, CPUs {} and {}; round trip: {} x {SMALL}-byte echoes per repetition",

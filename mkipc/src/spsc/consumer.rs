@@ -88,7 +88,7 @@ impl Consumer {
         self.check()?;
         let limit = (max.max(1) as u64).min(self.ring.capacity());
         let mut ready = 0;
-        while ready < limit && self.is_published(self.head + ready)? {
+        while ready < limit && self.published_len(self.head + ready)?.is_some() {
             ready += 1;
         }
         if ready == 0 {
@@ -105,10 +105,9 @@ impl Consumer {
     pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, ConsumeError> {
         self.check()?;
         let position = self.head;
-        if !self.is_published(position)? {
+        let Some(len) = self.published_len(position)? else {
             return Err(ConsumeError::Empty);
-        }
-        let len = self.read_len(position)?;
+        };
         let dst = buf
             .get_mut(..len)
             .ok_or(ConsumeError::BufferTooSmall { needed: len })?;
@@ -127,26 +126,28 @@ impl Consumer {
         }
     }
 
-    /// Reads the stamp of `position`'s slot once: published, empty, or a fault.
+    /// Reads the tag of `position`'s slot once: the validated length when the
+    /// message is published, `None` while the slot is empty, or a fault.
     #[inline]
-    fn is_published(&mut self, position: u64) -> Result<bool, ConsumeError> {
-        // Acquire: pairs with the Release store of the stamp in
-        // `Producer::publish`: the payload and length are visible after it.
-        let stamp = match self
+    fn published_len(&mut self, position: u64) -> Result<Option<usize>, ConsumeError> {
+        // Acquire: pairs with the Release store of the tag in `Producer::push` /
+        // `Producer::publish`: the payload is visible after it.
+        let tag = match self
             .region
-            .load(self.ring.stamp_word(position), Ordering::Acquire)
+            .load(self.ring.tag_word(position), Ordering::Acquire)
         {
-            Ok(stamp) => stamp,
+            Ok(tag) => tag,
             Err(e) => return Err(ConsumeError::Broken(self.raise(e.into()))),
         };
+        let stamp = RingLayout::tag_stamp(tag);
         if stamp == RingLayout::published_stamp(position) {
-            Ok(true)
+            self.check_len(position, RingLayout::tag_len(tag)).map(Some)
         } else if stamp == self.ring.empty_stamp(position) {
-            Ok(false)
+            Ok(None)
         } else {
             let fault = Fault::BadStamp {
                 position,
-                found: stamp,
+                found: tag,
             };
             Err(ConsumeError::Broken(self.raise(fault)))
         }
@@ -155,15 +156,21 @@ impl Consumer {
     /// Reads the length of published message `position` once and validates it.
     #[inline]
     fn read_len(&mut self, position: u64) -> Result<usize, ConsumeError> {
-        let capacity = self.ring.slot_size() as u64;
-        // Relaxed: ordered by the Acquire stamp load in `is_published`.
+        // Relaxed: ordered by the Acquire tag load in `published_len`.
         let len = match self
             .region
-            .load(self.ring.len_word(position), Ordering::Relaxed)
+            .load(self.ring.tag_word(position), Ordering::Relaxed)
         {
-            Ok(len) => len,
+            Ok(tag) => RingLayout::tag_len(tag),
             Err(e) => return Err(ConsumeError::Broken(self.raise(e.into()))),
         };
+        self.check_len(position, len)
+    }
+
+    /// A length read from a tag, if it fits the slot.
+    #[inline]
+    fn check_len(&mut self, position: u64, len: u64) -> Result<usize, ConsumeError> {
+        let capacity = self.ring.slot_size() as u64;
         if len > capacity {
             let fault = Fault::BadLength {
                 position,

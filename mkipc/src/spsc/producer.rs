@@ -4,8 +4,8 @@ use core::fmt;
 
 use super::ring::{RingError, RingLayout};
 use crate::fault::{Fault, FaultLatch};
-use crate::layout::SLOT_HEADER;
-use crate::shm::{Region, WORD};
+use crate::layout::{SLOT_HEADER, STAMP_BITS};
+use crate::shm::Region;
 use crate::sync::Ordering;
 
 /// Why the producer could not send.
@@ -129,32 +129,49 @@ impl Producer {
             });
         }
         self.claimable(1)?;
-        let slot = self.ring.slot(self.tail);
-        let written = self.region.copy_in(slot + SLOT_HEADER, msg).and_then(|()| {
-            self.region
-                .store(slot + WORD, msg.len() as u64, Ordering::Relaxed)
-        });
+        let position = self.tail;
+        let slot = self.ring.slot(position);
+        let tag = RingLayout::published_tag(position, msg.len());
+        // Release (the tag store): pairs with the consumer's Acquire load of the
+        // tag in `Consumer::is_published`: the payload copied in before it is
+        // visible to the consumer once it sees the stamp.
+        let written = self
+            .region
+            .copy_in(slot + SLOT_HEADER, msg)
+            .and_then(|()| self.region.store(slot, tag, Ordering::Release));
         if let Err(e) = written {
             return Err(ProduceError::Broken(self.raise(e.into())));
         }
-        self.publish(1);
+        self.advance(1);
         Ok(())
     }
 
-    /// Publishes the next `count` written slots, in order.
+    /// Publishes the next `count` written slots, in order, each with the length
+    /// its writer left in the tag.
     #[inline]
     fn publish(&mut self, count: u64) -> bool {
         for position in self.tail..self.tail + count {
-            // Release: pairs with the consumer's Acquire load of this stamp in
-            // `Consumer::peek`/`pop`: the payload and length written before are
-            // visible to it once it sees the stamp.
-            let stamp = RingLayout::published_stamp(position);
-            let at = self.ring.stamp_word(position);
-            if let Err(e) = self.region.store(at, stamp, Ordering::Release) {
+            let at = self.ring.tag_word(position);
+            // Relaxed: our own word, last written by `SlotWriter::set_len`.
+            let written = self.region.load(at, Ordering::Relaxed).and_then(|tag| {
+                let tag = RingLayout::published_tag(position, RingLayout::tag_len(tag) as usize);
+                // Release: pairs with the consumer's Acquire load of this tag in
+                // `Consumer::is_published`: the payload written before is
+                // visible to it once it sees the stamp.
+                self.region.store(at, tag, Ordering::Release)
+            });
+            if let Err(e) = written {
                 self.raise(e.into());
                 return false;
             }
         }
+        self.advance(count);
+        true
+    }
+
+    /// Moves the private tail past `count` published messages.
+    #[inline]
+    fn advance(&mut self, count: u64) {
         self.tail += count;
         // Release: pairs with Acquire loads of `tail` by observers (inspection,
         // wake-up checks); the fast path never reads it.
@@ -164,7 +181,6 @@ impl Producer {
         {
             self.raise(e.into());
         }
-        true
     }
 
     /// How many of `want` slots are free (at least one), looking at the consumer's
@@ -250,6 +266,7 @@ impl Reservation<'_> {
     /// # Panics
     ///
     /// If `index >= self.len()` (a caller bug, never caused by the peer).
+    #[inline]
     pub fn slot(&self, index: usize) -> SlotWriter<'_> {
         assert!(
             index < self.len,
@@ -261,7 +278,8 @@ impl Reservation<'_> {
         SlotWriter {
             region: &p.region,
             payload: p.ring.payload(position),
-            len_word: p.ring.len_word(position),
+            tag_word: p.ring.tag_word(position),
+            empty_stamp: p.ring.empty_stamp(position),
             capacity: p.ring.slot_size(),
         }
     }
@@ -285,7 +303,9 @@ impl Reservation<'_> {
 pub struct SlotWriter<'a> {
     region: &'a Region,
     payload: usize,
-    len_word: usize,
+    tag_word: usize,
+    /// The slot's stamp until commit: the length is stored beside it early.
+    empty_stamp: u64,
     capacity: usize,
 }
 
@@ -312,7 +332,7 @@ impl SlotWriter<'_> {
                 capacity: self.capacity,
             });
         }
-        // Relaxed: published by the Release stamp store in `Reservation::commit`.
+        // Relaxed: published by the Release tag store in `Reservation::commit`.
         self.region
             .copy_in(self.payload + offset, bytes)
             .map_err(|e| ProduceError::Broken(e.into()))
@@ -327,9 +347,11 @@ impl SlotWriter<'_> {
                 capacity: self.capacity,
             });
         }
-        // Relaxed: published by the Release stamp store in `Reservation::commit`.
+        // Relaxed: published by the Release tag store in `Reservation::commit`.
+        // The stamp stays "empty" until then.
+        let tag = self.empty_stamp | (len as u64) << STAMP_BITS;
         self.region
-            .store(self.len_word, len as u64, Ordering::Relaxed)
+            .store(self.tag_word, tag, Ordering::Relaxed)
             .map_err(|e| ProduceError::Broken(e.into()))
     }
 }

@@ -6,7 +6,7 @@
 //!  +consumer_offset   consumer section: head, need_wakeup, faults   (consumer writes)
 //!  +producer_offset   producer section: tail, faults                (producer writes)
 //!  +slots_offset      slot 0 .. slot N-1, each `stride` bytes        (producer writes)
-//!                     | stamp u64 | len u64 | payload (slot_size) ... |
+//!                     | tag u64: len 24 bits, stamp 40 bits | payload (slot_size) ... |
 //! ```
 
 use core::fmt;
@@ -15,16 +15,19 @@ use core::mem::{offset_of, size_of};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use crate::layout::{
-    CACHE_LINE, ConsumerControl, PAGE, ProducerControl, SLOT_ALIGN, SLOT_HEADER, SPSC_MAGIC,
-    SlotHeader, SpscDescriptor,
+    CACHE_LINE, ConsumerControl, MIN_SLOT_ALIGN, PAGE, ProducerControl, SLOT_ALIGN, SLOT_HEADER,
+    SPSC_MAGIC, STAMP_BITS, SlotHeader, SpscDescriptor,
 };
 use crate::shm::{AccessError, Region, WORD};
 use crate::sync::Ordering;
 
 /// Largest slot count a ring may have.
 pub const MAX_SLOTS: u32 = 1 << 24;
-/// Largest payload capacity of one slot.
-pub const MAX_SLOT_SIZE: u32 = 1 << 24;
+/// Largest payload capacity of one slot (the length must fit a tag's 24 bits).
+pub const MAX_SLOT_SIZE: u32 = (1 << 24) - 8;
+
+/// Mask of a tag's stamp bits.
+const STAMP_MASK: u64 = (1 << STAMP_BITS) - 1;
 
 /// The shape of a ring: how many slots, how big, how its sections are aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,9 @@ pub struct Geometry {
     /// to 2 MiB. Page alignment (the default) lets a platform map the peer's
     /// section read-only.
     pub section_align: u32,
+    /// Alignment of each slot: a power of two from 8 (dense) to 4096. The default,
+    /// 128, keeps round trips free of false sharing; streams prefer dense slots.
+    pub slot_align: u32,
 }
 
 impl Geometry {
@@ -46,6 +52,16 @@ impl Geometry {
             slot_count,
             slot_size,
             section_align: PAGE as u32,
+            slot_align: SLOT_ALIGN as u32,
+        }
+    }
+
+    /// The same geometry with slots packed back to back (8-byte aligned): fewer
+    /// cache lines per message for streams; round trips prefer the default.
+    pub const fn dense(self) -> Geometry {
+        Geometry {
+            slot_align: MIN_SLOT_ALIGN as u32,
+            ..self
         }
     }
 
@@ -76,13 +92,20 @@ impl Geometry {
         if !align.is_power_of_two() || (align as usize) < CACHE_LINE || align > 2 << 20 {
             return Err(GeometryError::SectionAlign(align));
         }
+        let slot_align = self.slot_align;
+        if !slot_align.is_power_of_two()
+            || (slot_align as usize) < MIN_SLOT_ALIGN
+            || slot_align > 4096
+        {
+            return Err(GeometryError::SlotAlign(slot_align));
+        }
         let align = align as usize;
         let section = |bytes: usize| bytes.next_multiple_of(align);
         let consumer = section(size_of::<SpscDescriptor>());
         let producer = consumer + section(size_of::<ConsumerControl>());
         let slots = producer + section(size_of::<ProducerControl>());
-        let stride = (SLOT_HEADER + size as usize).next_multiple_of(SLOT_ALIGN);
-        // count <= 2^24 and stride <= 2^24 + 64: no overflow on 64-bit usize, and on
+        let stride = (SLOT_HEADER + size as usize).next_multiple_of(slot_align as usize);
+        // count <= 2^24 and stride <= 2^24 + 4096: no overflow on 64-bit usize, and on
         // 32-bit targets the checked arithmetic refuses rings that cannot exist.
         let slot_bytes = stride.checked_mul(count as usize);
         let ring_size = slot_bytes.and_then(|b| section(b).checked_add(slots));
@@ -113,6 +136,8 @@ pub enum GeometryError {
     SlotSize(u32),
     /// Section alignment not a power of two in 128 ..= 2 MiB.
     SectionAlign(u32),
+    /// Slot alignment not a power of two in 8 ..= 4096.
+    SlotAlign(u32),
 }
 
 impl fmt::Display for GeometryError {
@@ -129,6 +154,10 @@ impl fmt::Display for GeometryError {
             GeometryError::SectionAlign(n) => write!(
                 f,
                 "section alignment {n} is invalid: use a power of two from 128 to 2 MiB"
+            ),
+            GeometryError::SlotAlign(n) => write!(
+                f,
+                "slot alignment {n} is invalid: use a power of two from 8 to 4096"
             ),
         }
     }
@@ -265,6 +294,7 @@ impl RingLayout {
         d.producer_offset.set(o.producer as u64);
         d.slots_offset.set(o.slots as u64);
         d.ring_size.set(o.ring_size as u64);
+        d.slot_align.set(geometry.slot_align);
         region.copy_in(offset + WORD, &d.as_bytes()[WORD..])?;
         // Release: pairs with the Acquire load of the magic in `RingLayout::read`,
         // so an endpoint that sees the magic sees the zeroed ring and descriptor.
@@ -288,6 +318,7 @@ impl RingLayout {
             slot_count: d.slot_count.get(),
             slot_size: d.slot_size.get(),
             section_align: d.section_align.get(),
+            slot_align: d.slot_align.get(),
         };
         let o = geometry.offsets()?;
         let expect = |field, found: u64, expected: usize| {
@@ -417,16 +448,10 @@ impl RingLayout {
         self.slots + index * self.stride
     }
 
-    /// The stamp word of message `position`'s slot.
+    /// The tag word (stamp and length) of message `position`'s slot.
     #[inline]
-    pub fn stamp_word(&self, position: u64) -> usize {
-        self.slot(position) + offset_of!(SlotHeader, stamp)
-    }
-
-    /// The length word of message `position`'s slot.
-    #[inline]
-    pub fn len_word(&self, position: u64) -> usize {
-        self.slot(position) + offset_of!(SlotHeader, len)
+    pub fn tag_word(&self, position: u64) -> usize {
+        self.slot(position) + offset_of!(SlotHeader, tag)
     }
 
     /// First payload byte of message `position`'s slot.
@@ -438,11 +463,31 @@ impl RingLayout {
     /// The stamp a slot holds once message `position` is published.
     #[inline]
     pub fn published_stamp(position: u64) -> u64 {
-        position.wrapping_add(1)
+        position.wrapping_add(1) & STAMP_MASK
+    }
+
+    /// The tag that publishes a `len`-byte message at `position`.
+    #[inline]
+    pub fn published_tag(position: u64, len: usize) -> u64 {
+        Self::published_stamp(position) | (len as u64) << STAMP_BITS
+    }
+
+    /// The stamp part of a tag.
+    #[inline]
+    pub fn tag_stamp(tag: u64) -> u64 {
+        tag & STAMP_MASK
+    }
+
+    /// The length part of a tag (not yet validated against the slot size).
+    #[inline]
+    pub fn tag_len(tag: u64) -> u64 {
+        tag >> STAMP_BITS
     }
 
     /// The stamp a slot holds while message `position` is not yet published: the
-    /// previous lap's, or 0 on the first lap.
+    /// previous lap's, or 0 on the first lap. (Stamps are positions modulo 2^40;
+    /// a slot only ever holds this lap's or the previous lap's, so no two that
+    /// can meet are equal.)
     #[inline]
     pub fn empty_stamp(&self, position: u64) -> u64 {
         match position.checked_sub(self.capacity()) {

@@ -170,7 +170,11 @@ fn a_bad_stamp_or_length_latches_the_consumer() {
     let (region, mut tx, mut rx) = ring(4, 8);
     tx.push(b"ok").unwrap();
     region
-        .store(tx.layout().len_word(0), 9, Ordering::Relaxed)
+        .store(
+            tx.layout().tag_word(0),
+            RingLayout::published_tag(0, 9),
+            Ordering::Relaxed,
+        )
         .unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(
@@ -186,7 +190,7 @@ fn a_bad_stamp_or_length_latches_the_consumer() {
     let (region, mut tx, mut rx) = ring(4, 8);
     tx.push(b"ok").unwrap();
     region
-        .store(tx.layout().stamp_word(1), 77, Ordering::Relaxed)
+        .store(tx.layout().tag_word(1), 77, Ordering::Relaxed)
         .unwrap();
     let mut batch = rx.peek(1).unwrap();
     assert_eq!(batch.get(0).unwrap().len(), 2);
@@ -228,4 +232,64 @@ fn two_threads_deliver_every_message_once() {
             assert_eq!(u64::from_le_bytes(buf[..8].try_into().unwrap()), i);
         }
     });
+}
+
+#[test]
+fn dense_slots_pack_tag_and_payload_back_to_back() {
+    let g = Geometry::new(8, 64).compact().dense();
+    let region = Region::new_heap(g.ring_size().unwrap());
+    let (mut tx, mut rx) = channel(&region, 0, g).unwrap();
+    let layout = *tx.layout();
+    assert_eq!(layout.slot(1) - layout.slot(0), 72, "8-byte tag + 64 bytes");
+    let mut buf = [0u8; 64];
+    for i in 0..20u8 {
+        tx.push(&[i; 64]).unwrap();
+        assert_eq!(rx.pop(&mut buf), Ok(64));
+        assert_eq!(buf, [i; 64]);
+    }
+    let err = Geometry::new(8, 64).dense().ring_size();
+    assert!(err.is_ok());
+    let bad = Geometry {
+        slot_align: 12,
+        ..Geometry::new(8, 64)
+    };
+    assert_eq!(bad.ring_size(), Err(GeometryError::SlotAlign(12)));
+}
+
+/// Stamps are positions modulo 2^40: a ring that has carried that many messages
+/// keeps working across the wrap (set up by resuming both ends just before it).
+#[test]
+fn stamps_wrap_at_forty_bits() {
+    const SLOTS: u64 = 4;
+    let start = (1u64 << 40) - 6;
+    let g = Geometry::new(SLOTS as u32, 8).compact();
+    let region = Region::new_heap(g.ring_size().unwrap());
+    let layout = RingLayout::create(&region, 0, g).unwrap();
+    // Resume as if `start` messages had been sent and released: each slot holds
+    // the stamp of the previous lap's message.
+    for position in start..start + SLOTS {
+        let previous = position - SLOTS;
+        let tag = RingLayout::published_tag(previous, 0);
+        region
+            .store(layout.tag_word(position), tag, Ordering::Relaxed)
+            .unwrap();
+    }
+    region
+        .store(layout.tail_word(), start, Ordering::Relaxed)
+        .unwrap();
+    region
+        .store(layout.head_word(), start, Ordering::Relaxed)
+        .unwrap();
+    let mut tx = Producer::attach(region.clone(), 0).unwrap();
+    let mut rx = Consumer::attach(region.clone(), 0).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(rx.pop(&mut buf), Err(ConsumeError::Empty));
+    for i in 0..3 * SLOTS {
+        let msg = (start + i).to_le_bytes();
+        tx.push(&msg).unwrap();
+        assert_eq!(rx.pop(&mut buf), Ok(8));
+        assert_eq!(buf, msg, "message {i} after the wrap");
+        assert_eq!(rx.pop(&mut buf), Err(ConsumeError::Empty));
+    }
+    assert!(tx.fault().is_none() && rx.fault().is_none());
 }
