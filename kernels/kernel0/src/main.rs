@@ -69,15 +69,22 @@ extern "C" fn kernel0_main(start_info: u64) -> ! {
 fn run(start_info: u64) -> Result<(), Error> {
     let m = machine::discover(start_info)?;
     pic::disable();
-    let hz = tsc::calibrate()?;
+    // SAFETY: kernel0 owns PIT channel 2 and port 0x61 (nothing else runs).
+    let hz = unsafe { tsc::calibrate()? };
     println!("TSC calibrated against PIT channel 2: {} kHz", hz / 1000);
     if m.madt.lapic_addr != layout::LAPIC_PHYS {
         return Err(Error::Layout("local APIC not at 0xfee00000"));
     }
     // SAFETY: boot.rs identity-maps the APIC page uncached (top GiB).
-    let mode = unsafe { lapic::init(layout::LAPIC_PHYS, layout::LAPIC_PHYS)? };
+    let mode = unsafe {
+        lapic::init(
+            layout::LAPIC_PHYS,
+            layout::LAPIC_PHYS,
+            platform::SPURIOUS_VECTOR,
+        )?
+    };
     let me = lapic::id();
-    let per_ms = lapic::calibrate_timer()?;
+    let per_ms = lapic::calibrate_timer(platform::TIMER_VECTOR)?;
     println!("local APIC: {mode:?}, id {me}, timer {per_ms} ticks/ms (div 16)");
 
     let nodes = nodes::claim(&m.madt, me)?;

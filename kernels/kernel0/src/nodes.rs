@@ -214,10 +214,13 @@ impl Starter<'_> {
         let page = (layout::TRAMPOLINE_PHYS >> 12) as u8;
         lapic::send_init(node.apic_id)?;
         tsc::delay_us(10_000);
-        lapic::send_sipi(node.apic_id, page)?;
+        // SAFETY: the CPU was just put into wait-for-SIPI by INIT and the
+        // trampoline page holds the start-up code `start` installed.
+        unsafe { lapic::send_sipi(node.apic_id, page)? };
         tsc::delay_us(200);
         if trampoline::acks() == 0 {
-            lapic::send_sipi(node.apic_id, page)?;
+            // SAFETY: as above; a second SIPI is ignored by a started CPU.
+            unsafe { lapic::send_sipi(node.apic_id, page)? };
         }
         let acked = wait::until(tsc::deadline_after_us(ACK_TIMEOUT_US), || {
             trampoline::acks() != 0

@@ -63,8 +63,14 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
     }
     tsc::set_hz(params.tsc_hz);
     // SAFETY: memory.rs maps the local APIC page uncached at lapic_phys.
-    let apic = unsafe { lapic::init(params.lapic_phys, params.lapic_phys) };
-    let timer = apic.and_then(|_| lapic::calibrate_timer());
+    let apic = unsafe {
+        lapic::init(
+            params.lapic_phys,
+            params.lapic_phys,
+            platform::SPURIOUS_VECTOR,
+        )
+    };
+    let timer = apic.and_then(|_| lapic::calibrate_timer(platform::TIMER_VECTOR));
     let (mode, per_ms) = match (apic, timer) {
         (Ok(m), Ok(t)) => (m, t),
         (a, t) => {
