@@ -18,7 +18,7 @@ cd "$(dirname "$0")"
 smp="${1:-2}"
 cargo build --release
 out=target/x86_64-unknown-none/release
-log="${QEMU_LOG:-target/qemu-smp$smp.log}"
+log="${QEMU_LOG:-$PWD/target/qemu-smp$smp.log}"
 
 # Little-endian integers for the bundle header (bootparse::bundle).
 le() { # VALUE BYTES
@@ -55,7 +55,7 @@ timeout --foreground -k 5 "${QEMU_TIMEOUT:-120}" \
     -serial stdio -display none -no-reboot -monitor none \
     -accel "${QEMU_ACCEL:-tcg,thread=multi}" ${QEMU_EXTRA:-} | tee "$log" || status=${PIPESTATUS[0]}
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
-echo "run.sh: QEMU ran ${elapsed_ms} ms (boot to exit), log in kernels/$log"
+echo "run.sh: QEMU ran ${elapsed_ms} ms (boot to exit), log in $log"
 case "$status" in
     33) ;;
     35) echo "run.sh: FAIL: a check failed (QEMU status 35)"; exit 1 ;;

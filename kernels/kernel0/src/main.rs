@@ -63,6 +63,8 @@ extern "C" fn kernel0_main(start_info: u64) -> ! {
     gdt::load();
     idt::load();
     idt::exit_on_fatal(true);
+    let guard = boot::guard_stack();
+    println!("boot stack guard page {guard:#x} unmapped; #DF, NMI and #MC run on IST stacks");
     match run(start_info) {
         Ok(()) => {
             println!("RESULT: PASS (all checks verified)");
