@@ -2,6 +2,9 @@
 //!
 //! * [`linux`] (feature `std`, Linux only): CPU pinning and shared-memory regions
 //!   for userspace services.
+//! * [`x86_64`] (`no_std`, ring 0): local APIC IPI doorbells (xAPIC and
+//!   x2APIC) with an interrupt-driven waiter, TSC timing calibrated against
+//!   the PIT, a 16550 serial console; for bare-metal kernels.
 //!
 //! The core crate `mkipc` knows nothing of any platform; this crate supplies the
 //! pieces it needs from one.
@@ -12,3 +15,6 @@
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;
+
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;

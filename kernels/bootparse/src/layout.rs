@@ -187,6 +187,14 @@ pub mod control {
     pub const FAULT_VECTOR: u64 = STATUS_PAGE + 0x100;
     /// Status page: faulting address (CR2).
     pub const FAULT_ADDR: u64 = STATUS_PAGE + 0x108;
+    /// Status page, part of the node's hello: build number of its image.
+    pub const BUILD: u64 = STATUS_PAGE + 0xa0;
+    /// Status page, part of the hello: feature bits of its image
+    /// (`crate::wire::FEATURE_*`).
+    pub const FEATURES: u64 = STATUS_PAGE + 0xa8;
+    /// Status page, part of the hello: virtual address of the unmapped
+    /// guard page below its stack.
+    pub const STACK_GUARD: u64 = STATUS_PAGE + 0xb0;
 
     /// Spin on the request ring between requests.
     pub const MODE_POLL: u64 = 0;

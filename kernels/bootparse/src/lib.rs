@@ -10,7 +10,9 @@
 
 pub mod acpi;
 pub mod bootparams;
+pub mod bundle;
 mod bytes;
+pub mod cmdline;
 pub mod elf;
 pub mod layout;
 pub mod pvh;

@@ -12,6 +12,25 @@ pub const OP_CRASH: u64 = 2;
 /// Request: acknowledge with `arg`, then answer `arg` rounds of the raw
 /// cache-line ping-pong on the control page's FLOOR words.
 pub const OP_FLOOR: u64 = 3;
+/// Request: recurse until the stack runs into its guard page (a deliberate
+/// crash that the double-fault IST stack must report).
+pub const OP_OVERFLOW: u64 = 4;
+/// Request (images with [`FEATURE_CHECKSUM`] only): answer
+/// [`checksum`]`(arg)`.
+pub const OP_CHECKSUM: u64 = 5;
+/// Feature bit: the image answers [`OP_CHECKSUM`].
+pub const FEATURE_CHECKSUM: u64 = 1 << 0;
+/// Every feature bit this version of the protocol defines.
+pub const KNOWN_FEATURES: u64 = FEATURE_CHECKSUM;
+/// The answer to [`OP_CHECKSUM`]: FNV-1a over the eight LE bytes of `arg`.
+pub fn checksum(arg: u64) -> u64 {
+    arg.to_le_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
 /// Encoded request size.
 pub const REQUEST_LEN: usize = 24;
 /// Encoded response size.

@@ -23,10 +23,15 @@ global_asm!(
 
     ".section .bss.boot, \"aw\", @nobits",
     ".balign 4096",
+    ".global boot_pd",
+    ".global boot_stack_guard",
     "boot_pml4: .skip 4096",
     "boot_pdpt: .skip 4096",
     "boot_pd:   .skip 4096 * 4",
-    ".balign 16",
+    // Unmapped by `guard_stack` once in Rust: an overflow of the stack
+    // above faults (#PF, then #DF on its IST stack) instead of silently
+    // overwriting whatever lies below.
+    "boot_stack_guard: .skip 4096",
     "boot_stack: .skip {stack}",
     "boot_stack_top:",
 
@@ -105,3 +110,40 @@ global_asm!(
     main = sym crate::kernel0_main,
     options(att_syntax)
 );
+
+unsafe extern "C" {
+    static boot_pd: u8;
+    static boot_stack_guard: u8;
+}
+
+/// 4 KiB page table that replaces the 2 MiB mapping around the guard page.
+#[repr(C, align(4096))]
+struct PageTable([u64; 512]);
+
+static GUARD_PT: platform::cell::RacyCell<PageTable> =
+    platform::cell::RacyCell::new(PageTable([0; 512]));
+
+/// Unmaps the page below the boot stack: the 2 MiB page holding it is
+/// remapped with 4 KiB pages, all present and writable but that one.
+/// Returns the guard page's address.
+pub fn guard_stack() -> u64 {
+    let guard = core::ptr::addr_of!(boot_stack_guard) as u64;
+    let big = guard & !0x1f_ffff;
+    let pt = GUARD_PT.get();
+    // SAFETY: kernel0 runs on one CPU and calls this once, before anything
+    // else uses GUARD_PT; the four boot page directories are contiguous
+    // (`pvh_start` links PDPT[i] to boot_pd + i * 4096), so entry guard>>21
+    // of the array is the one mapping `guard` (below 4 GiB); the new table
+    // maps the same 2 MiB identically (write-back, writable) except the
+    // guard page, which nothing uses, and CR3 is reloaded to flush the TLB.
+    unsafe {
+        for (i, e) in (*pt).0.iter_mut().enumerate() {
+            let addr = big + i as u64 * 0x1000;
+            *e = if addr == guard { 0 } else { addr | 0x3 };
+        }
+        let pde = (core::ptr::addr_of!(boot_pd) as *mut u64).add((guard >> 21) as usize);
+        pde.write_volatile(pt as u64 | 0x3);
+        platform::cpu::write_cr3(platform::cpu::cr3());
+    }
+    guard
+}

@@ -53,6 +53,22 @@ pub enum Error {
     WrongFault(u32, u64, u64),
     /// Memory outside a crashed node's partition changed.
     Corrupted(u64),
+    /// The kernel command line is malformed.
+    Cmdline(bootparse::cmdline::CmdlineError),
+    /// The kernel command line could not be read.
+    CmdlineRead(bootparse::cmdline::ReadError),
+    /// The boot module is neither an image nor a valid bundle.
+    Bundle(bootparse::bundle::BundleError),
+    /// A node's hello is malformed: (node, build, features).
+    Hello(u32, u64, u64),
+    /// A restarted node runs an older build or lost a feature:
+    /// (node, previous build, new build).
+    Downgrade(u32, u64, u64),
+    /// Requests sent before a crash command were not all answered:
+    /// (node, sent, answered).
+    LostBeforeCrash(u32, u64, u64),
+    /// While a node was down, the others answered nothing.
+    OthersStalled(u32),
 }
 
 impl core::fmt::Display for Error {
@@ -93,6 +109,30 @@ impl core::fmt::Display for Error {
                 )
             }
             Error::Corrupted(a) => write!(f, "kernel0 memory at {a:#x} changed"),
+            Error::Cmdline(e) => write!(
+                f,
+                "kernel command line: {e} (pass e.g. -append \"dead_ms=200 ap_start_ms=1000 handshake_ms=3000 crash_cycles=4\")"
+            ),
+            Error::CmdlineRead(e) => write!(f, "kernel command line unreadable: {e:?}"),
+            Error::Bundle(e) => write!(
+                f,
+                "boot module refused: {e:?} (pass the secondary ELF or the bundle kernels/run.sh builds)"
+            ),
+            Error::Hello(n, b, feat) => write!(
+                f,
+                "node {n}: hello refused: build {b}, features {feat:#x} (build must be nonzero, features known, stack guard inside the partition)"
+            ),
+            Error::Downgrade(n, old, new) => write!(
+                f,
+                "node {n}: restarted with build {new} after build {old}, or lost a feature; refused"
+            ),
+            Error::LostBeforeCrash(n, sent, got) => write!(
+                f,
+                "node {n}: only {got} of the {sent} requests sent before the crash command were answered"
+            ),
+            Error::OthersStalled(n) => {
+                write!(f, "while node {n} was down, no other node answered a ping")
+            }
         }
     }
 }
@@ -108,4 +148,6 @@ macro_rules! from {
 }
 
 from!(PvhError => Pvh, AcpiError => Acpi, ElfError => Elf, ApicError => Apic,
-      PagingError => Paging, CalibrateError => Tsc);
+      PagingError => Paging, CalibrateError => Tsc,
+      bootparse::cmdline::CmdlineError => Cmdline, bootparse::cmdline::ReadError => CmdlineRead,
+      bootparse::bundle::BundleError => Bundle);

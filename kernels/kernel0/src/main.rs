@@ -2,9 +2,12 @@
 //! discovers the machine, carves partitions, loads the secondary image into
 //! each secondary's partition, starts one secondary per remaining CPU, and
 //! drives the checks: round trips over the mkipc rings against the raw
-//! floor (polling, then IPIs), then crash, detection, fencing and restart of
-//! a node. Ends the QEMU run through isa-debug-exit:
-//! `platform::exit::SUCCESS` only when every check passed.
+//! floor (polling, then IPIs), then several crash/restart cycles of nodes in
+//! the middle of traffic (detection, fencing, restart on a newer image)
+//! while the others keep answering. Prints the summary lines a script
+//! checks (`kernels:`, `handshake:`, `traffic:`, `latency:`, `recovery:`)
+//! and ends the QEMU run through isa-debug-exit: `platform::exit::SUCCESS`
+//! only when every check passed.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -21,17 +24,23 @@ mod recovery;
 mod stats;
 mod trampoline;
 
+use bootparse::bundle::{self, MAX_IMAGES};
+use bootparse::cmdline::{self, Config};
 use bootparse::elf;
 use bootparse::layout;
+use bootparse::wire::{OP_CHECKSUM, checksum};
 use core::sync::atomic::Ordering;
 use error::Error;
 use mkipc::Region;
-use nodes::Starter;
+use nodes::{LoadableImage, Starter};
 use pingpong::Mode;
 use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::{console, exit, gdt, idt, lapic, pic, println, tsc};
 use stats::Samples;
+
+/// Checksum requests sent to each node whose build offers them.
+const CHECKSUMS: u64 = 16;
 
 /// Pings (poll, IPI) that must pass after each restart.
 const AFTER_RESTART: (usize, usize) = (200, 50);
@@ -54,6 +63,8 @@ extern "C" fn kernel0_main(start_info: u64) -> ! {
     gdt::load();
     idt::load();
     idt::exit_on_fatal(true);
+    let guard = boot::guard_stack();
+    println!("boot stack guard page {guard:#x} unmapped; #DF, NMI and #MC run on IST stacks");
     match run(start_info) {
         Ok(()) => {
             println!("RESULT: PASS (all checks verified)");
@@ -68,16 +79,34 @@ extern "C" fn kernel0_main(start_info: u64) -> ! {
 
 fn run(start_info: u64) -> Result<(), Error> {
     let m = machine::discover(start_info)?;
+    let mut line = [0u8; cmdline::MAX_LEN];
+    let text = cmdline::read(&physmem::Identity, m.start_info.cmdline_paddr, &mut line)?;
+    let config = cmdline::parse(text).inspect_err(|e| println!("kernel command line: {e}"))?;
+    println!(
+        "config: dead_ms={} ap_start_ms={} handshake_ms={} crash_cycles={} (command line \"{}\")",
+        config.dead_ms,
+        config.ap_start_ms,
+        config.handshake_ms,
+        config.crash_cycles,
+        core::str::from_utf8(text).unwrap_or("<not UTF-8>")
+    );
     pic::disable();
-    let hz = tsc::calibrate()?;
+    // SAFETY: kernel0 owns PIT channel 2 and port 0x61 (nothing else runs).
+    let hz = unsafe { tsc::calibrate()? };
     println!("TSC calibrated against PIT channel 2: {} kHz", hz / 1000);
     if m.madt.lapic_addr != layout::LAPIC_PHYS {
         return Err(Error::Layout("local APIC not at 0xfee00000"));
     }
     // SAFETY: boot.rs identity-maps the APIC page uncached (top GiB).
-    let mode = unsafe { lapic::init(layout::LAPIC_PHYS, layout::LAPIC_PHYS)? };
+    let mode = unsafe {
+        lapic::init(
+            layout::LAPIC_PHYS,
+            layout::LAPIC_PHYS,
+            platform::SPURIOUS_VECTOR,
+        )?
+    };
     let me = lapic::id();
-    let per_ms = lapic::calibrate_timer()?;
+    let per_ms = lapic::calibrate_timer(platform::TIMER_VECTOR)?;
     println!("local APIC: {mode:?}, id {me}, timer {per_ms} ticks/ms (div 16)");
 
     let nodes = nodes::claim(&m.madt, me)?;
@@ -95,22 +124,28 @@ fn run(start_info: u64) -> Result<(), Error> {
 
     // SAFETY: check_layout verified the module is RAM below 4 GiB, clear of
     // every region kernel0 writes; nothing else writes it.
-    let image = unsafe { physmem::ram_slice(m.module.paddr, m.module.size) };
-    let plan = elf::plan(image, layout::image_window())?;
-    println!(
-        "secondary image: entry {:#x}, {} segment(s)",
-        plan.entry,
-        plan.segments().len()
-    );
-    for s in plan.segments() {
+    let module = unsafe { physmem::ram_slice(m.module.paddr, m.module.size) };
+    let found = bundle::parse(module)?;
+    let mut images = [None; MAX_IMAGES];
+    for (i, (slot, &bytes)) in images.iter_mut().zip(found.all()).enumerate() {
+        let plan = elf::plan(bytes, layout::image_window())?;
         println!(
-            "  segment: file {:#x}+{:#x} -> partition +{:#x} mem {:#x} flags {}",
-            s.file_offset,
-            s.file_size,
-            layout::SEC_IMAGE_OFFSET + s.dest_offset as u64,
-            s.mem_size,
-            s.flags
+            "secondary image {i} ({} bytes): entry {:#x}, {} segment(s)",
+            bytes.len(),
+            plan.entry,
+            plan.segments().len()
         );
+        for s in plan.segments() {
+            println!(
+                "  segment: file {:#x}+{:#x} -> partition +{:#x} mem {:#x} flags {}",
+                s.file_offset,
+                s.file_size,
+                layout::SEC_IMAGE_OFFSET + s.dest_offset as u64,
+                s.mem_size,
+                s.flags
+            );
+        }
+        *slot = Some(LoadableImage { bytes, plan });
     }
 
     // SAFETY: the shared region is RAM below 4 GiB (check_layout), identity
@@ -134,22 +169,27 @@ fn run(start_info: u64) -> Result<(), Error> {
         layout::RING_SLOT_SIZE
     );
     let starter = Starter {
-        image,
-        plan,
+        images,
+        config,
         ctl,
         region,
         kernel0_apic: me,
     };
 
+    let mut boot_ready_us = 0;
     for n in nodes.iter_mut() {
-        let s = starter.start(n)?;
+        let s = starter.start(n, 0)?;
+        boot_ready_us = boot_ready_us.max(s.ready_us);
         println!(
-            "node {} (apic {}) partition {:#x}..{:#x}: long mode after {} us, ready after {} us",
+            "node {} (apic {}) partition {:#x}..{:#x}: long mode after {} us, hello (build {}, features {:#x}, epoch {}) after {} us",
             n.id,
             n.apic_id,
             n.partition.base,
             n.partition.base + n.partition.size,
             s.ack_us,
+            n.build,
+            n.features,
+            n.epoch,
             s.ready_us
         );
     }
@@ -179,38 +219,126 @@ fn run(start_info: u64) -> Result<(), Error> {
             n.id
         );
     }
-    crash_cycles(&starter, nodes, samples)?;
+    let recovery = crash_cycles(&starter, nodes, samples)?;
+    let checksums = checksum_traffic(nodes)?;
     let taken = pingpong::check_ipis_received()?;
-    summary(nodes, &figures, hz, taken);
+    let boot = Boot {
+        hz,
+        kernel0_apic: me,
+        mode,
+        config,
+        images: found.len(),
+        boot_ready_us,
+    };
+    summary(&boot, nodes, &figures, taken, checksums, &recovery);
     Ok(())
 }
 
-/// One crash/restart cycle of node 1 per kind of stray write, each followed
-/// by verified traffic with the restarted node.
+/// Facts of the boot the summary reports.
+struct Boot {
+    hz: u64,
+    kernel0_apic: u32,
+    mode: lapic::Mode,
+    config: Config,
+    images: usize,
+    boot_ready_us: u64,
+}
+
+/// Sends [`CHECKSUMS`] checksum requests to every node whose build
+/// advertises them, checking each answer; returns how many were verified.
+fn checksum_traffic(nodes: &mut [nodes::Node]) -> Result<u64, Error> {
+    let mut verified = 0;
+    for n in nodes.iter_mut() {
+        if n.features & bootparse::wire::FEATURE_CHECKSUM == 0 {
+            continue;
+        }
+        for i in 0..CHECKSUMS {
+            let arg = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(n.id);
+            let (val, _) = pingpong::call(n, Mode::Ipi, OP_CHECKSUM, arg)?;
+            if val != checksum(arg) {
+                return Err(Error::WrongAnswer(n.id, n.seq, val));
+            }
+            verified += 1;
+        }
+    }
+    Ok(verified)
+}
+
+/// What the crash/restart cycles observed, for the summary.
+#[derive(Default)]
+struct Recovery {
+    cycles: u64,
+    page_faults: u64,
+    double_faults: u64,
+    detect_min_us: u64,
+    detect_max_us: u64,
+    restart_max_us: u64,
+    others_answered: u64,
+    answered_before: u64,
+    discarded: u64,
+    upgrades: u64,
+    newest_build: u64,
+    nodes_hit: u32,
+}
+
+/// `config.crash_cycles` crash/restart cycles, rotating over the nodes and
+/// the kinds of stray access, each followed by verified traffic with the
+/// restarted node.
 fn crash_cycles(
     starter: &Starter,
     nodes: &mut [nodes::Node],
     samples: &mut Samples,
-) -> Result<(), Error> {
-    let strays = [
-        recovery::Stray::Kernel0Image,
-        recovery::Stray::RequestRingProducer,
-        recovery::Stray::OtherNodeStatus,
-    ];
-    for (k, kind) in strays.into_iter().enumerate() {
-        let c = recovery::cycle(starter, nodes, 0, kind)?;
+) -> Result<Recovery, Error> {
+    let mut r = Recovery {
+        detect_min_us: u64::MAX,
+        ..Recovery::default()
+    };
+    for k in 0..starter.config.crash_cycles as usize {
+        let kind = recovery::Stray::ALL[k % recovery::Stray::ALL.len()];
+        let target = k % nodes.len();
+        let c = recovery::cycle(starter, nodes, target, kind)?;
         println!(
-            "crash cycle {}: node 1 told to write {kind:?}: #PF at {:#x} error {:#x}, memory unchanged; heartbeat stalled at {}, declared dead after {} us; others answered {} pings meanwhile; fenced (INIT), reloaded, epoch {} ready after {} us",
+            "crash cycle {}: node {} told {kind:?} after {} pings: vector {} error {:#x} at {:#x}, {}; heartbeat stalled at {}, declared dead after {} us; {} queued pings answered before the crash, {} requests behind it discarded; others answered {} pings meanwhile; fenced (INIT), reloaded build {} (was {}, features gained {:#x}), epoch {} ready after {} us",
             k + 1,
-            c.fault_addr,
+            c.node,
+            recovery::BEFORE_CRASH,
+            c.vector,
             c.fault_error,
+            c.fault_addr,
+            if kind == recovery::Stray::StackOverflow {
+                "inside its stack guard page, reported from the #DF IST stack"
+            } else {
+                "target memory unchanged"
+            },
             c.last_beat,
             c.detect_us,
+            c.answered_before,
+            c.discarded,
             c.others_answered,
+            c.new_build,
+            c.old_build,
+            c.new_features,
             c.epoch,
             c.restart_us
         );
-        let n = nodes.get_mut(0).ok_or(Error::NoSecondary)?;
+        r.cycles += 1;
+        if c.vector == 8 {
+            r.double_faults += 1;
+        } else {
+            r.page_faults += 1;
+        }
+        r.detect_min_us = r.detect_min_us.min(c.detect_us);
+        r.detect_max_us = r.detect_max_us.max(c.detect_us);
+        r.restart_max_us = r.restart_max_us.max(c.restart_us);
+        r.others_answered += c.others_answered;
+        r.answered_before += c.answered_before;
+        r.discarded += c.discarded;
+        r.nodes_hit |= 1 << c.node;
+        if c.new_build > c.old_build {
+            r.upgrades += 1;
+        }
+        r.newest_build = r.newest_build.max(c.new_build);
+        let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         samples.reset(AFTER_RESTART.0);
         pingpong::run(&starter.ctl, n, Mode::Poll, 5, samples)?;
         samples
@@ -222,31 +350,97 @@ fn crash_cycles(
             .summary()
             .print(format_args!("  after restart, IPI"));
     }
-    Ok(())
+    Ok(r)
 }
 
-fn summary(nodes: &[nodes::Node], figures: &[bench::Figures], hz: u64, ipis: u64) {
-    println!(
-        "SUMMARY: {} secondary node(s), TSC {} kHz, 3 crash/restart cycles, {ipis} IPIs accounted",
+/// Prints a summary line at the start of the line (no node prefix).
+macro_rules! summary_line {
+    ($($arg:tt)*) => {
+        console::print_bare_line(format_args!($($arg)*))
+    };
+}
+
+fn summary(
+    boot: &Boot,
+    nodes: &[nodes::Node],
+    figures: &[bench::Figures],
+    ipis: u64,
+    checksums: u64,
+    r: &Recovery,
+) {
+    let ns = tsc::ns_from_cycles;
+    let cfg = &boot.config;
+    summary_line!(
+        "kernels: kernel0 (apic {}) + {} secondary kernel(s) on their own CPUs, each in a 16 MiB partition under its own page tables (peer sections read-only, the rest unmapped); local APIC {:?}; TSC {} kHz (PIT-calibrated); {} image build(s) in the boot module; timeouts: dead {} ms, AP start {} ms, handshake {} ms",
+        boot.kernel0_apic,
         nodes.len(),
-        hz / 1000
+        boot.mode,
+        boot.hz / 1000,
+        boot.images,
+        cfg.dead_ms,
+        cfg.ap_start_ms,
+        cfg.handshake_ms
+    );
+    let builds = nodes.iter().fold((u64::MAX, 0), |(lo, hi), n| {
+        (lo.min(n.build), hi.max(n.build))
+    });
+    summary_line!(
+        "handshake: simple hello/epoch exchange (the core manifest handshake is not wired in yet): {} of {} nodes accepted the mkipc region header and said hello (ready, build, features, stack guard) under the epoch kernel0 assigned, all within {} us of INIT; {} restart(s) re-did it under new epochs; {} newer build(s) accepted (builds now {}..{})",
+        nodes.len(),
+        nodes.len(),
+        boot.boot_ready_us,
+        r.cycles,
+        r.upgrades,
+        builds.0,
+        builds.1
+    );
+    let (poll, ipi) = pingpong::verified();
+    summary_line!(
+        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; kernel0 took {ipis} doorbell IPIs, exactly one per IPI-mode answer",
+        poll + ipi,
+    );
+    summary_line!(
+        "latency: round trip kernel0 <-> node, p50/p99 in TSC cycles and ns, median of {} repetitions; `= Nx` is the p50 over the floor's",
+        bench::REPS
+    );
+    summary_line!(
+        "  node | floor (1 word each way)     | ring, polling                       | ring + IPI"
     );
     for (n, f) in nodes.iter().zip(figures) {
-        let ns = tsc::ns_from_cycles;
-        let (pw, pt) = bench::ratio(f.poll.p50, f.floor.p50);
-        let (iw, it) = bench::ratio(f.ipi.p50, f.floor.p50);
-        println!(
-            "SUMMARY node {}: p50 (p99) floor {} ({}) ns | ring poll {} ({}) ns = {pw}.{pt}x floor | ring+IPI {} ({}) ns = {iw}.{it}x floor | epoch {}",
+        let cell = |s: &stats::Summary, floor: Option<u64>| {
+            let mut b = Cell::default();
+            let _ = core::fmt::Write::write_fmt(
+                &mut b,
+                format_args!("{}/{} cyc {}/{} ns", s.p50, s.p99, ns(s.p50), ns(s.p99)),
+            );
+            if let Some(fl) = floor {
+                let (w, t) = bench::ratio(s.p50, fl);
+                let _ = core::fmt::Write::write_fmt(&mut b, format_args!(" = {w}.{t}x"));
+            }
+            b
+        };
+        summary_line!(
+            "  {:>4} | {:<27} | {:<35} | {}",
             n.id,
-            ns(f.floor.p50),
-            ns(f.floor.p99),
-            ns(f.poll.p50),
-            ns(f.poll.p99),
-            ns(f.ipi.p50),
-            ns(f.ipi.p99),
-            n.epoch
+            cell(&f.floor, None).as_str(),
+            cell(&f.poll, Some(f.floor.p50)).as_str(),
+            cell(&f.ipi, Some(f.floor.p50)).as_str()
         );
     }
+    summary_line!(
+        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered, {} requests behind them discarded; fenced with INIT, reloaded, ready again within {} us; other nodes answered {} pings while one was down",
+        r.cycles,
+        r.nodes_hit.count_ones(),
+        r.page_faults,
+        r.double_faults,
+        r.detect_min_us,
+        r.detect_max_us,
+        cfg.dead_ms,
+        r.answered_before,
+        r.discarded,
+        r.restart_max_us,
+        r.others_answered
+    );
     let noisy = figures
         .iter()
         .take(nodes.len())
@@ -262,6 +456,37 @@ fn summary(nodes: &[nodes::Node], figures: &[bench::Figures], hz: u64, ipis: u64
             "note: {} console lines waited out the lock",
             console::broken_locks()
         );
+    }
+}
+
+/// A small formatting buffer for one table cell.
+struct Cell {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Cell {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for Cell {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

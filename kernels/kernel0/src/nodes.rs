@@ -7,20 +7,19 @@ use crate::physmem::ram_slice_mut;
 use crate::trampoline::{self, Launch};
 use bootparse::acpi::Madt;
 use bootparse::bootparams::{self, BootParams};
+use bootparse::bundle::MAX_IMAGES;
+use bootparse::cmdline::Config;
 use bootparse::elf::{self, LoadPlan};
 use bootparse::layout::{self, Range, control as c};
+use bootparse::wire::KNOWN_FEATURES;
 use core::sync::atomic::Ordering;
 use mkipc::Region;
 use mkipc::spsc::{Consumer, Geometry, Producer, RingLayout};
 use platform::cell::RacyCell;
 use platform::control::Control;
+use platform::doorbell::IpiDoorbell;
 use platform::paging::{Builder, NO_CACHE, WRITABLE, WRITE_THROUGH};
-use platform::{lapic, tsc, wait};
-
-/// Time allowed between the SIPIs and the AP's long-mode ack.
-const ACK_TIMEOUT_US: u64 = 1_000_000;
-/// Time allowed between the ack and the node reporting ready.
-const READY_TIMEOUT_US: u64 = 3_000_000;
+use platform::{lapic, println, tsc, wait};
 
 /// One secondary kernel as kernel0 tracks it.
 pub struct Node {
@@ -36,6 +35,16 @@ pub struct Node {
     pub seq: u64,
     /// Kernel0's ends of the node's rings, once started.
     pub link: Option<Link>,
+    /// The node's doorbell, once started.
+    pub doorbell: Option<IpiDoorbell>,
+    /// Index of the image (in the boot module) it runs.
+    pub image: usize,
+    /// Build number from its last hello (0 before the first).
+    pub build: u64,
+    /// Feature bits from its last hello.
+    pub features: u64,
+    /// Virtual address of its stack guard page, from its last hello.
+    pub stack_guard: u64,
 }
 
 /// Kernel0's ends of one node's ring pair.
@@ -58,6 +67,11 @@ static NODES: RacyCell<[Node; MAX_SECONDARIES]> = RacyCell::new(
             epoch: 0,
             seq: 0,
             link: None,
+            doorbell: None,
+            image: 0,
+            build: 0,
+            features: 0,
+            stack_guard: 0,
         }
     }; MAX_SECONDARIES],
 );
@@ -93,12 +107,22 @@ pub fn claim(madt: &Madt, kernel0_apic: u32) -> Result<&'static mut [Node], Erro
     Ok(&mut all[..count])
 }
 
-/// What kernel0 needs to (re)start any node.
-pub struct Starter<'a> {
-    /// The secondary image bytes.
-    pub image: &'a [u8],
+/// One build of the secondary image, validated.
+#[derive(Clone, Copy)]
+pub struct LoadableImage<'a> {
+    /// The ELF bytes.
+    pub bytes: &'a [u8],
     /// Its validated load plan.
     pub plan: LoadPlan,
+}
+
+/// What kernel0 needs to (re)start any node.
+pub struct Starter<'a> {
+    /// The builds of the secondary image in the boot module, oldest first
+    /// (`count` of them).
+    pub images: [Option<LoadableImage<'a>>; MAX_IMAGES],
+    /// Settings from the command line.
+    pub config: Config,
     /// The control page.
     pub ctl: Control,
     /// The mkipc region (rings), after the control page.
@@ -107,18 +131,33 @@ pub struct Starter<'a> {
     pub kernel0_apic: u32,
 }
 
-/// Timings of one start.
+/// Timings and hello of one start.
 pub struct Started {
     /// Microseconds from INIT to the long-mode ack.
     pub ack_us: u64,
     /// Microseconds from INIT to the node's ready state.
     pub ready_us: u64,
+    /// Feature bits it gained compared to the previous build.
+    pub new_features: u64,
 }
 
 impl Starter<'_> {
-    /// Loads and starts `node` under a new epoch. Its CPU must be in the
-    /// wait-for-SIPI state: never started, or fenced with [`fence`].
-    pub fn start(&self, node: &mut Node) -> Result<Started, Error> {
+    /// Index of the newest image in the boot module.
+    pub fn newest(&self) -> usize {
+        self.images.iter().rposition(Option::is_some).unwrap_or(0)
+    }
+
+    /// Loads image `which` and starts `node` under a new epoch. Its CPU
+    /// must be in the wait-for-SIPI state: never started, or fenced with
+    /// [`fence`]. Checks the node's hello (see [`Self::accept_hello`]).
+    pub fn start(&self, node: &mut Node, which: usize) -> Result<Started, Error> {
+        let image = self
+            .images
+            .get(which)
+            .copied()
+            .flatten()
+            .ok_or(Error::Layout("no such image in the boot module"))?;
+        node.image = which;
         node.epoch += 1;
         node.seq = 0;
         self.reset_control(node.id);
@@ -132,7 +171,7 @@ impl Starter<'_> {
         let image_dest = mem
             .get_mut(layout::SEC_IMAGE_OFFSET as usize..)
             .ok_or(Error::Layout("partition smaller than image offset"))?;
-        elf::load(self.image, &self.plan, image_dest)?;
+        elf::load(image.bytes, &image.plan, image_dest)?;
         let params = BootParams {
             node_id: node.id,
             apic_id: node.apic_id,
@@ -160,11 +199,49 @@ impl Starter<'_> {
         unsafe {
             trampoline::install(&Launch {
                 cr3,
-                entry: self.plan.entry,
+                entry: image.plan.entry,
                 arg: layout::SEC_PART_VIRT + layout::SEC_PARAMS_OFFSET,
             })
         };
-        self.init_sipi_sipi(node)
+        node.doorbell = Some(IpiDoorbell::new(node.apic_id, platform::IPI_VECTOR)?);
+        let (ack_us, ready_us) = self.init_sipi_sipi(node)?;
+        let new_features = self.accept_hello(node)?;
+        Ok(Started {
+            ack_us,
+            ready_us,
+            new_features,
+        })
+    }
+
+    /// Reads the hello a ready node wrote (build, features, stack guard)
+    /// and decides whether to accept it: no unknown feature bits, and on a
+    /// restart no older build and no lost feature. Returns the features
+    /// gained.
+    fn accept_hello(&self, node: &mut Node) -> Result<u64, Error> {
+        let word = |f| self.ctl.node(node.id, f).load(Ordering::Relaxed);
+        let (build, features, guard) = (word(c::BUILD), word(c::FEATURES), word(c::STACK_GUARD));
+        let (old_build, old_features) = (node.build, node.features);
+        if build == 0 || features & !KNOWN_FEATURES != 0 {
+            return Err(Error::Hello(node.id, build, features));
+        }
+        if build < old_build || features & old_features != old_features {
+            return Err(Error::Downgrade(node.id, old_build, build));
+        }
+        let part = layout::SEC_PART_VIRT..layout::SEC_PART_VIRT + layout::PARTITION_SIZE;
+        if !part.contains(&guard) || !guard.is_multiple_of(0x1000) {
+            return Err(Error::Hello(node.id, build, features));
+        }
+        node.build = build;
+        node.features = features;
+        node.stack_guard = guard;
+        if old_build != 0 && build > old_build {
+            println!(
+                "node {}: hello from a newer image: build {build} (was {old_build}), features {features:#x} (new {:#x}); accepted",
+                node.id,
+                features & !old_features
+            );
+        }
+        Ok(features & !old_features)
     }
 
     /// Clears the node's control lines; the node is down, so kernel0 may
@@ -176,6 +253,9 @@ impl Starter<'_> {
             c::WAKEUPS,
             c::FAULT_VECTOR,
             c::FAULT_ADDR,
+            c::BUILD,
+            c::FEATURES,
+            c::STACK_GUARD,
         ] {
             self.ctl.node(id, f).store(0, Ordering::Relaxed);
         }
@@ -209,24 +289,30 @@ impl Starter<'_> {
         })
     }
 
-    fn init_sipi_sipi(&self, node: &Node) -> Result<Started, Error> {
+    /// Returns the microseconds from INIT to the ack and to ready.
+    fn init_sipi_sipi(&self, node: &Node) -> Result<(u64, u64), Error> {
         let t0 = platform::cpu::rdtsc();
         let page = (layout::TRAMPOLINE_PHYS >> 12) as u8;
         lapic::send_init(node.apic_id)?;
         tsc::delay_us(10_000);
-        lapic::send_sipi(node.apic_id, page)?;
+        // SAFETY: the CPU was just put into wait-for-SIPI by INIT and the
+        // trampoline page holds the start-up code `start` installed.
+        unsafe { lapic::send_sipi(node.apic_id, page)? };
         tsc::delay_us(200);
         if trampoline::acks() == 0 {
-            lapic::send_sipi(node.apic_id, page)?;
+            // SAFETY: as above; a second SIPI is ignored by a started CPU.
+            unsafe { lapic::send_sipi(node.apic_id, page)? };
         }
-        let acked = wait::until(tsc::deadline_after_us(ACK_TIMEOUT_US), || {
+        let ack_timeout_us = self.config.ap_start_ms * 1000;
+        let acked = wait::until(tsc::deadline_after_us(ack_timeout_us), || {
             trampoline::acks() != 0
         });
         if !acked {
             return Err(Error::NoAck(node.id));
         }
         let ack_us = tsc::ns_from_cycles(platform::cpu::rdtsc() - t0) / 1000;
-        let ready = wait::until(tsc::deadline_after_us(READY_TIMEOUT_US), || {
+        let handshake_us = self.config.handshake_ms * 1000;
+        let ready = wait::until(tsc::deadline_after_us(handshake_us), || {
             // Acquire pairs with the node's Release store of STATE_READY.
             self.ctl.node(node.id, c::STATE).load(Ordering::Acquire) == c::STATE_READY
                 && self.ctl.node(node.id, c::EPOCH).load(Ordering::Relaxed) == node.epoch
@@ -235,7 +321,7 @@ impl Starter<'_> {
             return Err(Error::NotReady(node.id));
         }
         let ready_us = tsc::ns_from_cycles(platform::cpu::rdtsc() - t0) / 1000;
-        Ok(Started { ack_us, ready_us })
+        Ok((ack_us, ready_us))
     }
 }
 
@@ -269,6 +355,7 @@ fn build_entry_tables(part: Range) -> Result<u32, Error> {
 /// for a SIPI. Kernel0 may then rewrite the partition and its rings.
 pub fn fence(node: &mut Node) -> Result<(), Error> {
     node.link = None;
+    node.doorbell = None;
     lapic::send_init(node.apic_id)?;
     // Give the INIT time to land before the partition is rewritten.
     tsc::delay_us(10_000);

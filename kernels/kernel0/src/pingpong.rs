@@ -11,13 +11,23 @@ use bootparse::wire::{OP_PING, Request, Response, ping_answer};
 use core::sync::atomic::{AtomicU64, Ordering};
 use mkipc::spsc::{ConsumeError, Consumer};
 use platform::control::Control;
-use platform::{cpu, idt, lapic, tsc, wait};
+use platform::{cpu, idt, tsc, wait};
 
 /// How long one ping may take before it counts as lost.
 pub const PING_TIMEOUT_US: u64 = 500_000;
 
-/// IPI-mode pings answered so far; each answer comes with one IPI.
+/// IPI-mode answers received so far; each comes with one IPI.
 static IPI_PINGS: AtomicU64 = AtomicU64::new(0);
+/// Verified answers received so far, by mode.
+static VERIFIED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Verified ping answers so far: (poll mode, IPI mode).
+pub fn verified() -> (u64, u64) {
+    (
+        VERIFIED[0].load(Ordering::Relaxed),
+        VERIFIED[1].load(Ordering::Relaxed),
+    )
+}
 
 /// How the two sides wait for each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +77,7 @@ pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64)
     let t0 = cpu::rdtsc();
     let seq = send(node, op, arg)?;
     if mode == Mode::Ipi {
-        lapic::send_ipi(node.apic_id, platform::IPI_VECTOR)?;
+        node.doorbell.ok_or(Error::NoLink(id))?.ring()?;
     }
     let link = node.link.as_mut().ok_or(Error::NoLink(id))?;
     let deadline = tsc::deadline_after_us(PING_TIMEOUT_US);
@@ -115,6 +125,7 @@ pub fn ping(node: &mut Node, mode: Mode, arg: u64) -> Result<u64, Error> {
     if val != ping_answer(u64::from(node.id), arg) {
         return Err(Error::WrongAnswer(node.id, node.seq, val));
     }
+    VERIFIED[usize::from(mode == Mode::Ipi)].fetch_add(1, Ordering::Relaxed);
     Ok(cycles)
 }
 

@@ -1,28 +1,41 @@
-//! Crash, detection, fencing and restart of one node while the others keep
-//! answering.
+//! Crash, detection, fencing and restart of one node in the middle of
+//! traffic while the others keep answering.
 //!
-//! Kernel0 asks the target to write somewhere it must not: kernel0's own
-//! image (unmapped for the node), the producer section of its own request
-//! ring (mapped read-only: only kernel0 writes it), or another node's status
-//! page (unmapped). The node's page tables turn the write into a page fault
-//! and the node halts. Kernel0 learns of this only by the target's heartbeat
-//! stalling for `DEAD_TIMEOUT_US` (measured with the TSC), then fences the
-//! CPU with INIT, checks the fault the node reported and that the target
-//! memory is unchanged, reloads the image into the partition and restarts
-//! the node under a new epoch.
+//! Kernel0 queues a few pings on the target's request ring, then the crash
+//! command, then more pings. The crash is a write somewhere the node must
+//! not write: kernel0's own image (unmapped for the node), the producer
+//! section of its own request ring (mapped read-only: only kernel0 writes
+//! it), another node's status page (unmapped); or a runaway recursion into
+//! the unmapped guard page below its stack, which ends in a double fault
+//! handled on its IST stack. The node reports the fault and halts. Kernel0
+//! learns of this only by the target's heartbeat stalling for the
+//! configured `dead_ms` (measured with the TSC), serving the other nodes
+//! meanwhile; it checks that every ping queued before the crash was
+//! answered, fences the CPU with INIT, checks the fault the node reported
+//! and that the target memory is unchanged, discards the requests queued
+//! behind the crash with the old rings, loads the newest image into the
+//! partition and restarts the node under a new epoch.
 
 use crate::error::Error;
 use crate::nodes::{Node, Starter, fence};
 use crate::pingpong::{self, Mode};
 use bootparse::layout::{self, control as c};
-use bootparse::wire::OP_CRASH;
+use bootparse::wire::{OP_CRASH, OP_OVERFLOW, OP_PING, Response, ping_answer};
 use core::sync::atomic::Ordering;
+use mkipc::spsc::ConsumeError;
 use platform::{console, cpu, tsc, wait};
 
-/// A heartbeat that has not moved for this long means the node is dead.
-pub const DEAD_TIMEOUT_US: u64 = 200_000;
-/// Bound on the whole wait for the target to stop beating.
+/// Bound on the whole wait for the target to stop beating, beyond the
+/// configured death delay.
 const CRASH_TIMEOUT_US: u64 = 5_000_000;
+/// Pings queued on the target's ring before the crash command.
+pub const BEFORE_CRASH: u64 = 4;
+/// Pings queued behind the crash command (discarded with the old rings).
+pub const BEHIND_CRASH: u64 = 3;
+/// Double fault vector.
+const DOUBLE_FAULT: u64 = 8;
+/// Page fault vector.
+const PAGE_FAULT: u64 = 14;
 /// Bit 63 of a node's fault word marks "a fault was reported".
 const FAULT_REPORTED: u64 = 1 << 63;
 /// Page-fault error code bits: the page was present / the access a write.
@@ -39,13 +52,25 @@ pub enum Stray {
     RequestRingProducer,
     /// Another node's status page (not mapped for the node).
     OtherNodeStatus,
+    /// Below the stack: unbounded recursion into the guard page.
+    StackOverflow,
+}
+
+impl Stray {
+    /// The kinds in the order the cycles use them.
+    pub const ALL: [Stray; 4] = [
+        Stray::Kernel0Image,
+        Stray::RequestRingProducer,
+        Stray::OtherNodeStatus,
+        Stray::StackOverflow,
+    ];
 }
 
 /// The stray write to perform, seen from both sides.
 struct Target {
     /// Virtual address in the node's address space.
     node_addr: u64,
-    /// The same memory in kernel0's (identity) map.
+    /// The same memory in kernel0's (identity) map (0: nothing to check).
     kernel0_addr: u64,
     /// Expected page-fault error code bits (present, write).
     error: u64,
@@ -66,6 +91,7 @@ fn target_of(kind: Stray, node: &Node) -> Result<Target, Error> {
             let (n, k) = shared(c::node_word(other, c::EPOCH));
             (n, k, PF_WRITE)
         }
+        Stray::StackOverflow => (node.stack_guard, 0, 0),
     };
     Ok(Target {
         node_addr,
@@ -76,6 +102,20 @@ fn target_of(kind: Stray, node: &Node) -> Result<Target, Error> {
 
 /// What one crash/restart cycle observed.
 pub struct Cycle {
+    /// Node id of the target.
+    pub node: u32,
+    /// Vector of the fault the node reported (14 or 8).
+    pub vector: u64,
+    /// Pings queued before the crash and answered.
+    pub answered_before: u64,
+    /// Requests queued behind the crash, discarded with the old rings.
+    pub discarded: u64,
+    /// Build the node ran before the restart.
+    pub old_build: u64,
+    /// Build it runs now.
+    pub new_build: u64,
+    /// Features it gained.
+    pub new_features: u64,
     /// Microseconds from the crash command to the death verdict.
     pub detect_us: u64,
     /// Heartbeat value it stalled at.
@@ -93,6 +133,9 @@ pub struct Cycle {
 }
 
 fn read_word(kernel0_addr: u64) -> u64 {
+    if kernel0_addr == 0 {
+        return 0;
+    }
     // SAFETY: the address is in kernel0's image or the shared region, both
     // identity-mapped for kernel0 for good; the node that could write it is
     // halted or fenced, and an atomic load is how shared words are read.
@@ -101,8 +144,40 @@ fn read_word(kernel0_addr: u64) -> u64 {
     }
 }
 
-/// Crashes `nodes[target]` with a stray write of `kind`, detects, fences
-/// and restarts it.
+/// Takes every answer waiting on the target's response ring and checks it
+/// against the pings queued before the crash (`args`, from sequence
+/// `first_seq`). Returns how many of them are answered so far.
+fn drain(node: &mut Node, first_seq: u64, args: &[u64], answered: &mut u64) -> Result<(), Error> {
+    let id = node.id;
+    let Some(link) = node.link.as_mut() else {
+        return Ok(());
+    };
+    let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
+    loop {
+        match link.rx.pop(&mut buf) {
+            Ok(n) => {
+                let resp = buf
+                    .get(..n)
+                    .and_then(|b| Response::decode(b).ok())
+                    .ok_or(Error::BadResponse(id, first_seq + *answered))?;
+                let want_seq = first_seq + *answered;
+                let arg = args
+                    .get(*answered as usize)
+                    .copied()
+                    .ok_or(Error::WrongAnswer(id, want_seq, resp.seq))?;
+                if resp.seq != want_seq || resp.val != ping_answer(u64::from(id), arg) {
+                    return Err(Error::WrongAnswer(id, want_seq, resp.val));
+                }
+                *answered += 1;
+            }
+            Err(ConsumeError::Empty) => return Ok(()),
+            Err(e) => return Err(Error::Receive(id, e)),
+        }
+    }
+}
+
+/// Crashes `nodes[target]` with a stray access of `kind` in the middle of
+/// traffic, detects, fences and restarts it on the newest image.
 pub fn cycle(
     starter: &Starter,
     nodes: &mut [Node],
@@ -113,27 +188,46 @@ pub fn cycle(
     let id = nodes.get(target).map(|n| n.id).ok_or(Error::NoSecondary)?;
     let stray = target_of(kind, nodes.get(target).ok_or(Error::NoSecondary)?)?;
     // What the target word must still hold afterwards. Kernel0 itself
-    // moves the request ring's tail when it sends the crash request, so
-    // that one is kernel0's private count of published requests.
+    // moves the request ring's tail when it sends the requests, so that
+    // one is kernel0's private count of published requests.
     let mut want_word = read_word(stray.kernel0_addr);
     let beat = ctl.node(id, c::HEARTBEAT);
+    let mut args = [0u64; BEFORE_CRASH as usize];
     let t0 = cpu::rdtsc();
-    if let Some(n) = nodes.get_mut(target) {
+    let first_seq;
+    {
+        let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         pingpong::set_mode(ctl, n, Mode::Poll);
-        pingpong::send(n, OP_CRASH, stray.node_addr)?;
+        first_seq = n.seq + 1;
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = t0.rotate_left(i as u32 * 9) ^ 0xa5a5;
+            pingpong::send(n, OP_PING, *a)?;
+        }
+        let op = if kind == Stray::StackOverflow {
+            OP_OVERFLOW
+        } else {
+            OP_CRASH
+        };
+        pingpong::send(n, op, stray.node_addr)?;
+        for i in 0..BEHIND_CRASH {
+            pingpong::send(n, OP_PING, i)?;
+        }
         if kind == Stray::RequestRingProducer {
             want_word = n.link.as_ref().map_or(0, |l| l.tx.published());
         }
     }
-    let overall = tsc::deadline_after_us(CRASH_TIMEOUT_US);
-    let stall = tsc::cycles_from_us(DEAD_TIMEOUT_US);
+    let overall = tsc::deadline_after_us(starter.config.dead_ms * 1000 + CRASH_TIMEOUT_US);
+    let stall = tsc::cycles_from_us(starter.config.dead_ms * 1000);
     let mut last = beat.load(Ordering::Relaxed);
     let mut last_change = cpu::rdtsc();
     let mut others = 0u64;
+    let mut answered = 0u64;
     let mut arg = t0;
     let now = loop {
         for (i, n) in nodes.iter_mut().enumerate() {
-            if i != target {
+            if i == target {
+                drain(n, first_seq, &args, &mut answered)?;
+            } else {
                 arg = arg.rotate_left(7) ^ 0x5555;
                 pingpong::ping(n, Mode::Ipi, arg)?;
                 others += 1;
@@ -156,29 +250,55 @@ pub fn cycle(
         }
     };
     let detect_us = tsc::ns_from_cycles(now - t0) / 1000;
+    if nodes.len() > 1 && others == 0 {
+        return Err(Error::OthersStalled(id));
+    }
+    let node = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
+    // Answers pushed before the crash are visible by now.
+    drain(node, first_seq, &args, &mut answered)?;
+    if answered != BEFORE_CRASH {
+        return Err(Error::LostBeforeCrash(id, BEFORE_CRASH, answered));
+    }
     // Acquire pairs with the Release store of the vector in the node's
     // exception handler: the address is written first.
-    let vector = ctl.node(id, c::FAULT_VECTOR).load(Ordering::Acquire);
+    let report = ctl.node(id, c::FAULT_VECTOR).load(Ordering::Acquire);
     let fault_addr = ctl.node(id, c::FAULT_ADDR).load(Ordering::Relaxed);
-    let node = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
     fence(node)?;
     if console::release_if_held_by(id) {
         platform::println!("node {id} died holding the console lock; released");
     }
-    let want_fault = FAULT_REPORTED | stray.error << 16 | 14;
-    // Only the present and write bits are compared (bit 2+ say user/rsvd/...).
-    if vector & !(0xfffc << 16) != want_fault || fault_addr != stray.node_addr {
-        return Err(Error::WrongFault(id, vector, fault_addr));
+    let vector = report & 0xff;
+    let ok = if kind == Stray::StackOverflow {
+        // A #DF (error code 0) taken on its IST stack, after a #PF inside
+        // the guard page.
+        report == FAULT_REPORTED | DOUBLE_FAULT
+            && (stray.node_addr..stray.node_addr + 0x1000).contains(&fault_addr)
+    } else {
+        // Only the present and write bits are compared (bit 2+ say
+        // user/rsvd/...).
+        report & !(0xfffc << 16) == FAULT_REPORTED | stray.error << 16 | PAGE_FAULT
+            && fault_addr == stray.node_addr
+    };
+    if !ok {
+        return Err(Error::WrongFault(id, report, fault_addr));
     }
     if read_word(stray.kernel0_addr) != want_word {
         return Err(Error::Corrupted(stray.kernel0_addr));
     }
-    let started = starter.start(node)?;
+    let old_build = node.build;
+    let started = starter.start(node, starter.newest())?;
     Ok(Cycle {
+        node: id,
+        vector,
+        answered_before: answered,
+        discarded: BEHIND_CRASH,
+        old_build,
+        new_build: node.build,
+        new_features: started.new_features,
         detect_us,
         last_beat: last,
         fault_addr,
-        fault_error: (vector >> 16) & 0xffff,
+        fault_error: (report >> 16) & 0xffff,
         others_answered: others,
         restart_us: started.ready_us,
         epoch: node.epoch,

@@ -4,7 +4,7 @@
 //! a node that died holding it cannot silence the others.
 
 use crate::control::Control;
-use crate::serial;
+use crate::serial::{COM1, Uart16550};
 use bootparse::layout::control::CONSOLE_LOCK;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -16,9 +16,13 @@ static NODE: AtomicU32 = AtomicU32::new(0);
 static CONTROL: AtomicUsize = AtomicUsize::new(0);
 static BROKEN_LOCKS: AtomicU64 = AtomicU64::new(0);
 
+// SAFETY: COM1 belongs to the kernels (every node writes whole lines under
+// the console lock; kernel0 programs it once before any node runs).
+const UART: Uart16550 = unsafe { Uart16550::new(COM1) };
+
 /// Initialises COM1 and sets the line prefix for node `node` (0 = kernel0).
 pub fn init(node: u32) {
-    serial::init();
+    UART.init();
     NODE.store(node, Ordering::Relaxed);
 }
 
@@ -90,20 +94,20 @@ impl Drop for Guard {
     }
 }
 
-struct Serial;
-
-impl Write for Serial {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        serial::write_bytes(s.as_bytes());
-        Ok(())
-    }
+/// Writes one line without the node prefix (for summary lines a script
+/// matches at the start of the line).
+pub fn print_bare_line(args: fmt::Arguments) {
+    let _guard = lock();
+    let mut out = UART;
+    let _ = out.write_fmt(args);
+    let _ = out.write_str("\n");
 }
 
 /// Writes one prefixed line (used by [`crate::println`]).
 pub fn print_line(args: fmt::Arguments) {
     let _guard = lock();
     let node = NODE.load(Ordering::Relaxed);
-    let mut out = Serial;
+    let mut out = UART;
     let _ = if node == 0 {
         out.write_str("[k0] ")
     } else {

@@ -2,7 +2,7 @@
 //! vectors (IPI doorbell, timer, spurious) that count and return.
 
 use crate::cell::RacyCell;
-use crate::{IPI_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR, cpu, lapic, println};
+use crate::{IPI_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR, cpu, doorbell, gdt, lapic, println};
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -29,7 +29,7 @@ const MISSING: Gate = Gate {
 };
 
 static IDT: RacyCell<[Gate; 256]> = RacyCell::new([MISSING; 256]);
-static IPIS: AtomicU64 = AtomicU64::new(0);
+static LOADED: AtomicBool = AtomicBool::new(false);
 static TIMERS: AtomicU64 = AtomicU64::new(0);
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 static EXIT_ON_FATAL: AtomicBool = AtomicBool::new(false);
@@ -135,8 +135,7 @@ irq_stub!("isr_timer", timer_entry);
 irq_stub!("isr_spurious", spurious_entry);
 
 extern "C" fn ipi_entry() {
-    IPIS.fetch_add(1, Ordering::Relaxed);
-    lapic::eoi();
+    doorbell::acknowledge();
 }
 
 extern "C" fn timer_entry() {
@@ -149,11 +148,11 @@ extern "C" fn spurious_entry() {
     SPURIOUS.fetch_add(1, Ordering::Relaxed);
 }
 
-fn gate(handler: u64) -> Gate {
+fn gate(handler: u64, ist: u8) -> Gate {
     Gate {
         off_lo: handler as u16,
         selector: crate::gdt::CODE_SEL,
-        ist: 0,
+        ist,
         attr: 0x8e, // present, ring 0, 64-bit interrupt gate
         off_mid: (handler >> 16) as u16,
         off_hi: (handler >> 32) as u32,
@@ -161,20 +160,32 @@ fn gate(handler: u64) -> Gate {
     }
 }
 
+/// IST slot (1-based) of the exceptions that must not run on the stack
+/// they interrupted: a double fault (the stack may have overflowed), NMI
+/// and machine check (they can hit anywhere, even mid stack switch).
+fn ist_of(vector: usize) -> u8 {
+    match vector {
+        2 => gdt::IST_NMI,
+        8 => gdt::IST_DOUBLE_FAULT,
+        18 => gdt::IST_MACHINE_CHECK,
+        _ => 0,
+    }
+}
+
 /// Fills and loads the IDT. Call once, with interrupts masked, after
-/// [`crate::gdt::load`].
+/// [`crate::gdt::load`] (which loads the TSS holding the IST stacks).
 pub fn load() {
     // SAFETY: the table is only written here, on one CPU, before interrupts
     // are enabled; the assembly tables are immutable.
     unsafe {
         let idt = &mut *IDT.get();
         let table = &*core::ptr::addr_of!(isr_exception_table);
-        for (slot, &stub) in idt.iter_mut().zip(table.iter()) {
-            *slot = gate(stub);
+        for (v, (slot, &stub)) in idt.iter_mut().zip(table.iter()).enumerate() {
+            *slot = gate(stub, ist_of(v));
         }
-        idt[usize::from(IPI_VECTOR)] = gate(isr_ipi as *const () as u64);
-        idt[usize::from(TIMER_VECTOR)] = gate(isr_timer as *const () as u64);
-        idt[usize::from(SPURIOUS_VECTOR)] = gate(isr_spurious as *const () as u64);
+        idt[usize::from(IPI_VECTOR)] = gate(isr_ipi as *const () as u64, 0);
+        idt[usize::from(TIMER_VECTOR)] = gate(isr_timer as *const () as u64, 0);
+        idt[usize::from(SPURIOUS_VECTOR)] = gate(isr_spurious as *const () as u64, 0);
     }
     #[repr(C, packed)]
     struct Pointer {
@@ -187,6 +198,13 @@ pub fn load() {
     };
     // SAFETY: the IDT is a static filled above with valid gates.
     unsafe { asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) };
+    LOADED.store(true, Ordering::Release);
+}
+
+/// True once [`load`] has run: the doorbell, timer and spurious vectors
+/// are handled.
+pub fn loaded() -> bool {
+    LOADED.load(Ordering::Acquire)
 }
 
 /// Makes fatal exceptions end the QEMU run (kernel0) instead of halting the
@@ -206,9 +224,9 @@ pub unsafe fn report_faults_to(words: *mut u64) {
     FAULT_REPORT.store(words as usize, Ordering::Release);
 }
 
-/// IPIs taken on this CPU.
+/// Doorbell IPIs taken on this CPU.
 pub fn ipi_count() -> u64 {
-    IPIS.load(Ordering::Relaxed)
+    doorbell::taken()
 }
 
 /// Timer interrupts taken on this CPU.
@@ -219,10 +237,12 @@ pub fn timer_count() -> u64 {
 fn name(vector: u64) -> &'static str {
     match vector {
         0 => "#DE divide error",
+        2 => "NMI",
         6 => "#UD invalid opcode",
         8 => "#DF double fault",
         13 => "#GP general protection",
         14 => "#PF page fault",
+        18 => "#MC machine check",
         _ => "exception",
     }
 }

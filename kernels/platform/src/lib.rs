@@ -1,11 +1,13 @@
-//! x86_64 bare-metal platform code shared by kernel0 and the secondaries:
-//! CPU and port access, serial console, GDT/IDT and exception reporting, the
-//! 8259 mask, TSC calibration against the PIT, the local APIC (xAPIC MMIO or
-//! x2APIC MSRs), interrupt-driven waits, page-table building and the shared
-//! boot control page.
+//! Kernel-specific x86_64 code shared by kernel0 and the secondaries: the
+//! node-prefixed console, GDT with TSS and IST stacks, IDT and exception
+//! reporting, the 8259 mask, interrupt-driven waits on this IDT, page-table
+//! building and the shared boot control page.
 //!
-//! The pure parsers it relies on live in `bootparse` so they can be tested on
-//! the host; this crate holds the parts that touch hardware.
+//! The reusable platform pieces (CPU instructions, ports, the 16550 UART,
+//! TSC calibration against the PIT, the local APIC and the IPI doorbell and
+//! waiter) come from `mkipc-sys` (`mkipc_sys::x86_64`) and are re-exported
+//! here under their old names. The pure parsers live in `bootparse` so they
+//! can be tested on the host.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -13,17 +15,15 @@
 pub mod cell;
 pub mod console;
 pub mod control;
-pub mod cpu;
 pub mod exit;
 pub mod gdt;
 pub mod idt;
-pub mod lapic;
 pub mod paging;
 pub mod pic;
-pub mod port;
-pub mod serial;
-pub mod tsc;
 pub mod wait;
+
+pub use mkipc_sys::x86_64::apic as lapic;
+pub use mkipc_sys::x86_64::{cpu, doorbell, port, serial, tsc};
 
 /// Vector of the IPI doorbell between kernels.
 pub const IPI_VECTOR: u8 = 0xf0;

@@ -1,33 +1,25 @@
-//! Interrupt-driven waiting: sleep in `hlt` until a condition holds, woken by
-//! an IPI or by the local APIC timer that bounds every sleep.
+//! Interrupt-driven waiting on this crate's IDT: `mkipc_sys`'s IPI waiter
+//! (mask, re-check, `sti; hlt`, bounded by the APIC timer and a TSC
+//! deadline), once [`crate::idt::load`] has installed the gates it needs.
 
-use crate::{cpu, lapic, tsc};
-
-/// Longest single sleep; the condition is re-checked at least this often.
-pub const MAX_SLEEP_US: u64 = 1_000;
+use mkipc_sys::x86_64::doorbell::{IpiWaiter, WaitOutcome};
 
 /// Sleeps until `cond` is true (returns true) or the TSC passes `deadline`
-/// (returns false). Interrupts are masked on return, as on entry: they are
-/// only ever enabled inside the `sti; hlt` pair.
+/// (returns false). Interrupts are masked on return, as on entry. Before
+/// the IDT is loaded it spins instead (still bounded by `deadline`).
 pub fn until(deadline: u64, mut cond: impl FnMut() -> bool) -> bool {
-    loop {
-        cpu::cli();
-        if cond() {
-            lapic::stop_timer();
-            return true;
+    if !crate::idt::loaded() {
+        while !crate::tsc::passed(deadline) {
+            if cond() {
+                return true;
+            }
+            crate::cpu::pause();
         }
-        let now = cpu::rdtsc();
-        if now >= deadline {
-            lapic::stop_timer();
-            return false;
-        }
-        let left_us = tsc::ns_from_cycles(deadline - now) / 1000 + 1;
-        if lapic::arm_timer_us(left_us.min(MAX_SLEEP_US)).is_err() {
-            // No timer: fall back to spinning, still bounded by `deadline`.
-            cpu::pause();
-            continue;
-        }
-        // An IPI that arrived since `cond()` is pending and wakes this hlt.
-        cpu::sti_hlt();
+        return cond();
     }
+    // SAFETY: the IDT is loaded (checked above) and handles IPI_VECTOR by
+    // `doorbell::acknowledge`, TIMER_VECTOR with an EOI, and
+    // SPURIOUS_VECTOR, the three vectors that can reach this CPU.
+    let waiter = unsafe { IpiWaiter::new() };
+    waiter.wait_until(deadline, cond) == WaitOutcome::Ready
 }

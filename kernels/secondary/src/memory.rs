@@ -1,4 +1,5 @@
-//! The node's own page tables: its partition at `partition_virt`, the local
+//! The node's own page tables: its partition at `partition_virt` (but for
+//! the guard page below the stack), the local
 //! APIC page uncached, and from the shared region only the pages granted
 //! below, each read-only or writable. Nothing else is mapped, so a stray
 //! access (kernel0, another partition, another node's pages, low memory)
@@ -10,7 +11,7 @@ use mkipc::spsc::RingLayout;
 use platform::cell::RacyCell;
 use platform::paging::{Builder, NO_CACHE, PagingError, WRITABLE, WRITE_THROUGH};
 
-const POOL_FRAMES: usize = 8;
+const POOL_FRAMES: usize = 10;
 const PAGE: u64 = 0x1000;
 
 #[repr(C, align(4096))]
@@ -115,10 +116,17 @@ pub fn switch_to_own_tables(p: &BootParams, grants: &[Grant]) -> Result<(), Pagi
     // SAFETY: the pool is a static of this image, used only here, on this
     // CPU, and mapped writable by both the entry tables and the new ones.
     let mut b = unsafe { Builder::new(virt, phys, (POOL_FRAMES * 4096) as u64)? };
+    // The whole partition except the stack's guard page.
+    let guard = crate::entry::stack_guard();
+    let below = guard
+        .checked_sub(p.partition_virt)
+        .filter(|&b| b + PAGE <= p.partition_size)
+        .ok_or(PagingError::Unaligned)?;
+    b.map(p.partition_virt, p.partition_phys, below, WRITABLE)?;
     b.map(
-        p.partition_virt,
-        p.partition_phys,
-        p.partition_size,
+        guard + PAGE,
+        p.partition_phys + below + PAGE,
+        p.partition_size - below - PAGE,
         WRITABLE,
     )?;
     for g in grants.iter().filter(|g| g.len != 0) {

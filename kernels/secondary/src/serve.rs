@@ -4,17 +4,31 @@
 
 use bootparse::bootparams::BootParams;
 use bootparse::layout::{self, control as c};
-use bootparse::wire::{OP_CRASH, OP_FLOOR, OP_PING, Request, Response, ping_answer};
+use bootparse::wire::{
+    FEATURE_CHECKSUM, OP_CHECKSUM, OP_CRASH, OP_FLOOR, OP_OVERFLOW, OP_PING, Request, Response,
+    checksum, ping_answer,
+};
 use core::sync::atomic::Ordering;
 use mkipc::Region;
 use mkipc::spsc::{ConsumeError, Consumer, Producer};
 use platform::control::Control;
-use platform::{cpu, idt, lapic, println, tsc, wait};
+use platform::doorbell::IpiDoorbell;
+use platform::{cpu, idt, println, tsc, wait};
 
 /// Heartbeat period.
 const BEAT_US: u64 = 1_000;
 /// Bound on the wait for one floor round.
 const FLOOR_ROUND_TIMEOUT_US: u64 = 100_000;
+
+/// Everything a request handler needs.
+struct Node<'a> {
+    ctl: &'a Control,
+    me: u32,
+    image: &'a crate::Image,
+    /// Kernel0's doorbell (`None`: the vector in the parameters is invalid,
+    /// answers then go out without IPIs and kernel0 notices).
+    kernel0: Option<IpiDoorbell>,
+}
 
 /// This node's ends of its ring pair.
 pub struct Link {
@@ -45,8 +59,23 @@ pub fn connect(p: &BootParams) -> Result<Link, &'static str> {
 
 /// Serves requests for ever. Stops (halts, so kernel0 sees the heartbeat
 /// stall and restarts us) if kernel0 breaks a ring.
-pub fn serve(ctl: &Control, p: &BootParams, mut link: Link) -> ! {
+pub fn serve(ctl: &Control, p: &BootParams, image: &crate::Image, mut link: Link) -> ! {
     let me = p.node_id;
+    let kernel0 = u8::try_from(p.ipi_vector)
+        .ok()
+        .and_then(|v| IpiDoorbell::new(p.kernel0_apic_id, v).ok());
+    if kernel0.is_none() {
+        println!(
+            "IPI vector {} unusable; no doorbell to kernel0",
+            p.ipi_vector
+        );
+    }
+    let node = Node {
+        ctl,
+        me,
+        image,
+        kernel0,
+    };
     let beat = ctl.node(me, c::HEARTBEAT);
     let beat_cycles = tsc::cycles_from_us(BEAT_US);
     let mut next_beat = 0u64;
@@ -61,7 +90,7 @@ pub fn serve(ctl: &Control, p: &BootParams, mut link: Link) -> ! {
         }
         match link.rx.pop(&mut buf) {
             Ok(n) => match buf.get(..n).map(Request::decode) {
-                Some(Ok(req)) => handle(ctl, p, &mut link, req),
+                Some(Ok(req)) => handle(&node, &mut link, req),
                 _ => println!("undecodable request of {n} bytes; ignored"),
             },
             Err(ConsumeError::Empty) => idle(ctl, me, &mut link.rx, next_beat),
@@ -83,23 +112,27 @@ fn idle(ctl: &Control, me: u32, rx: &mut Consumer, until: u64) {
     wait::until(until, || !matches!(rx.peek(1), Err(ConsumeError::Empty)));
 }
 
-fn handle(ctl: &Control, p: &BootParams, link: &mut Link, req: Request) {
-    let me = p.node_id;
+/// Pushes an answer and, in IPI mode, rings kernel0.
+fn answer(node: &Node, link: &mut Link, seq: u64, val: u64) {
+    let resp = Response { seq, val };
+    if let Err(e) = link.tx.push(&resp.encode()) {
+        println!("response ring: {e}");
+        return;
+    }
+    if node.ctl.node(node.me, c::MODE).load(Ordering::Relaxed) == c::MODE_IPI
+        && let Some(bell) = node.kernel0
+        && let Err(e) = bell.ring()
+    {
+        println!("doorbell to kernel0 failed: {e:?}");
+    }
+}
+
+fn handle(node: &Node, link: &mut Link, req: Request) {
+    let (ctl, me) = (node.ctl, node.me);
     match req.op {
-        OP_PING => {
-            let resp = Response {
-                seq: req.seq,
-                val: ping_answer(u64::from(me), req.arg),
-            };
-            if let Err(e) = link.tx.push(&resp.encode()) {
-                println!("response ring: {e}");
-                return;
-            }
-            if ctl.node(me, c::MODE).load(Ordering::Relaxed) == c::MODE_IPI
-                && let Err(e) = lapic::send_ipi(p.kernel0_apic_id, p.ipi_vector as u8)
-            {
-                println!("doorbell to kernel0 failed: {e:?}");
-            }
+        OP_PING => answer(node, link, req.seq, ping_answer(u64::from(me), req.arg)),
+        OP_CHECKSUM if node.image.features & FEATURE_CHECKSUM != 0 => {
+            answer(node, link, req.seq, checksum(req.arg))
         }
         OP_FLOOR => {
             ctl.node(me, c::FLOOR_PONG).store(0, Ordering::Relaxed);
@@ -112,6 +145,12 @@ fn handle(ctl: &Control, p: &BootParams, link: &mut Link, req: Request) {
             }
         }
         OP_CRASH => stray_write(req.arg),
+        OP_OVERFLOW => {
+            println!("recursing until the stack hits its guard page, as asked");
+            let depth = recurse(0);
+            println!("recursion returned at depth {depth} without faulting; halting");
+            cpu::halt_forever()
+        }
         op => println!("unknown request {op} (seq {}); ignored", req.seq),
     }
 }
@@ -148,4 +187,19 @@ fn stray_write(addr: u64) -> ! {
     unsafe { (addr as *mut u64).write_volatile(0xdead_beef) };
     println!("stray write to {addr:#x} did not fault; halting");
     cpu::halt_forever()
+}
+
+/// Recurses (512 bytes of frame per level) until the stack runs into its
+/// guard page; the bound only exists so the function can return in theory.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth > 1 << 20 {
+        return depth;
+    }
+    let mut frame = core::hint::black_box([0u8; 512]);
+    frame[depth as usize % 512] = depth as u8;
+    let below = recurse(depth + 1);
+    below.wrapping_add(u64::from(
+        core::hint::black_box(frame)[depth as usize % 512],
+    ))
 }

@@ -1,8 +1,13 @@
 //! The local APIC: xAPIC through its MMIO page, or x2APIC through MSRs when
 //! CPUID offers it. Identification, EOI, IPIs (fixed, INIT, SIPI) and the
 //! one-shot timer.
+//!
+//! The mode and register address are per image, not per CPU: every CPU that
+//! runs one kernel image uses the same interface (CPUID answers the same on
+//! all of them).
 
-use crate::cpu::{cpuid, rdmsr, wrmsr};
+use super::cpu::{cpuid, pause, rdmsr, rdtsc, wrmsr};
+use super::tsc;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 const MSR_APIC_BASE: u32 = 0x1b;
@@ -35,6 +40,7 @@ const MODE_X2APIC: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(MODE_NONE);
 static MMIO: AtomicU64 = AtomicU64::new(0);
 static TIMER_TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
+static TIMER_VECTOR: AtomicU8 = AtomicU8::new(0);
 
 /// Which programming interface is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,18 +60,29 @@ pub enum ApicError {
     IpiStuck,
     /// The timer did not count during calibration.
     TimerDead,
-    /// [`init`] has not run.
+    /// [`init`] (or, for the timer, [`calibrate_timer`]) has not run.
     NotInitialised,
+    /// A vector below 32 (the CPU exceptions) was asked for.
+    ReservedVector(u8),
+}
+
+/// True when CPUID offers x2APIC on this CPU.
+pub fn has_x2apic() -> bool {
+    cpuid(1, 0).ecx & (1 << 21) != 0
 }
 
 /// Enables this CPU's local APIC: x2APIC when CPUID offers it, xAPIC
-/// otherwise. Masks LINT0 (the 8259 path) and the timer.
+/// otherwise. Masks LINT0 (the 8259 path) and the timer; spurious
+/// interrupts arrive on `spurious_vector`.
 ///
 /// # Safety
-/// For xAPIC, `mmio_virt` must map the physical page `mmio_phys`
-/// uncached and writable for the rest of the kernel's life.
-pub unsafe fn init(mmio_phys: u64, mmio_virt: u64) -> Result<Mode, ApicError> {
-    let x2 = cpuid(1, 0).ecx & (1 << 21) != 0;
+/// Ring 0 only. For xAPIC, `mmio_virt` must map the physical page
+/// `mmio_phys` uncached and writable for the rest of the kernel's life.
+pub unsafe fn init(mmio_phys: u64, mmio_virt: u64, spurious_vector: u8) -> Result<Mode, ApicError> {
+    if spurious_vector < 32 {
+        return Err(ApicError::ReservedVector(spurious_vector));
+    }
+    let x2 = has_x2apic();
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU.
     let base = unsafe { rdmsr(MSR_APIC_BASE) };
     let mode = if x2 {
@@ -87,7 +104,7 @@ pub unsafe fn init(mmio_phys: u64, mmio_virt: u64) -> Result<Mode, ApicError> {
     write(REG_TPR, 0);
     write(REG_LVT_LINT0, LVT_MASKED);
     write(REG_LVT_TIMER, LVT_MASKED);
-    write(REG_SVR, 0x100 | u32::from(crate::SPURIOUS_VECTOR));
+    write(REG_SVR, 0x100 | u32::from(spurious_vector));
     if mode == Mode::XApic {
         write(REG_ESR, 0);
     }
@@ -124,6 +141,15 @@ fn read(reg: u32) -> u32 {
     }
 }
 
+/// The interface [`init`] chose, `None` before it ran.
+pub fn mode() -> Option<Mode> {
+    match MODE.load(Ordering::Relaxed) {
+        MODE_XAPIC => Some(Mode::XApic),
+        MODE_X2APIC => Some(Mode::X2Apic),
+        _ => None,
+    }
+}
+
 /// This CPU's APIC id.
 pub fn id() -> u32 {
     match MODE.load(Ordering::Relaxed) {
@@ -152,7 +178,7 @@ fn send(dest: u32, low: u32) -> Result<(), ApicError> {
                 if read(REG_ICR_LO) & ICR_PENDING == 0 {
                     return Ok(());
                 }
-                crate::cpu::pause();
+                pause();
             }
             Err(ApicError::IpiStuck)
         }
@@ -162,30 +188,48 @@ fn send(dest: u32, low: u32) -> Result<(), ApicError> {
 
 /// Sends a fixed-vector IPI to the CPU with APIC id `dest`.
 pub fn send_ipi(dest: u32, vector: u8) -> Result<(), ApicError> {
+    if vector < 32 {
+        return Err(ApicError::ReservedVector(vector));
+    }
     send(dest, ICR_ASSERT | u32::from(vector))
 }
 
-/// Sends INIT to `dest`: the CPU resets and waits for a SIPI.
+/// Sends INIT to `dest`: the CPU drops whatever it runs and waits for a
+/// start-up IPI. This is how a partition manager fences a dead kernel; it
+/// never touches this CPU's memory.
 pub fn send_init(dest: u32) -> Result<(), ApicError> {
     send(dest, ICR_ASSERT | DM_INIT)
 }
 
 /// Sends a start-up IPI: `dest` starts in real mode at `page << 12`.
-pub fn send_sipi(dest: u32, page: u8) -> Result<(), ApicError> {
+///
+/// # Safety
+/// `dest` must be in the wait-for-SIPI state (after INIT) and the page must
+/// hold start-up code the caller prepared: whatever is there runs with full
+/// access to memory.
+pub unsafe fn send_sipi(dest: u32, page: u8) -> Result<(), ApicError> {
     send(dest, ICR_ASSERT | DM_STARTUP | u32::from(page))
 }
 
-/// Measures the timer rate (divide by 16) against the calibrated TSC.
-pub fn calibrate_timer() -> Result<u64, ApicError> {
+/// Measures the timer rate (divide by 16) against the calibrated TSC (see
+/// [`tsc`]); later one-shots fire on `vector`. Returns ticks per ms.
+pub fn calibrate_timer(vector: u8) -> Result<u64, ApicError> {
+    if vector < 32 {
+        return Err(ApicError::ReservedVector(vector));
+    }
+    if mode().is_none() {
+        return Err(ApicError::NotInitialised);
+    }
+    TIMER_VECTOR.store(vector, Ordering::Relaxed);
     write(REG_TIMER_DIV, 0x3);
-    write(REG_LVT_TIMER, LVT_MASKED | u32::from(crate::TIMER_VECTOR));
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(vector));
     // Scale by the TSC span between arming and reading, so a pause of this
     // CPU in between does not skew the rate.
-    let t0 = crate::cpu::rdtsc();
+    let t0 = rdtsc();
     write(REG_TIMER_INIT, u32::MAX);
-    crate::tsc::delay_us(10_000);
+    tsc::delay_us(10_000);
     let left = read(REG_TIMER_CUR);
-    let elapsed_ns = crate::tsc::ns_from_cycles(crate::cpu::rdtsc() - t0).max(1);
+    let elapsed_ns = tsc::ns_from_cycles(rdtsc() - t0).max(1);
     write(REG_TIMER_INIT, 0);
     let ticks = u128::from(u32::MAX - left);
     let per_ms = (ticks * 1_000_000 / u128::from(elapsed_ns)) as u64;
@@ -204,7 +248,10 @@ pub fn arm_timer_us(us: u64) -> Result<(), ApicError> {
         return Err(ApicError::NotInitialised);
     }
     let ticks = (us.saturating_mul(per_ms) / 1000).clamp(1, u64::from(u32::MAX));
-    write(REG_LVT_TIMER, u32::from(crate::TIMER_VECTOR));
+    write(
+        REG_LVT_TIMER,
+        u32::from(TIMER_VECTOR.load(Ordering::Relaxed)),
+    );
     write(REG_TIMER_INIT, ticks as u32);
     Ok(())
 }

@@ -3,9 +3,12 @@
 //! builds its own tables mapping only its partition, the shared region and
 //! the local APIC page, so any other access faults. It serves kernel0's
 //! commands on the control-page mailbox and beats a heartbeat.
+//!
+//! The code is a library; each binary in `src/bin` is one build of the
+//! image ([`image!`] gives it its build number and feature bits), so kernel0
+//! can restart a node with a newer build than it first ran.
 #![no_std]
-#![no_main]
-#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
 mod entry;
 mod memory;
@@ -17,8 +20,37 @@ use core::sync::atomic::Ordering;
 use platform::control::Control;
 use platform::{console, cpu, gdt, idt, lapic, println, tsc};
 
-/// Entered from `entry.rs` with the virtual address of the parameter block.
-extern "C" fn secondary_main(params_virt: u64) -> ! {
+/// What one build of the image says about itself in its hello.
+#[derive(Debug, Clone, Copy)]
+pub struct Image {
+    /// Build number: higher is newer.
+    pub build: u64,
+    /// `bootparse::wire::FEATURE_*` bits this build supports.
+    pub features: u64,
+}
+
+/// Defines the image's main function for a binary: `image!(build = N,
+/// features = BITS)`. `entry.rs` calls it with the parameter block address.
+#[macro_export]
+macro_rules! image {
+    (build = $build:expr, features = $features:expr) => {
+        /// Called by the entry code with the parameter block address.
+        #[unsafe(no_mangle)]
+        extern "C" fn secondary_image_main(params_virt: u64) -> ! {
+            $crate::run(
+                params_virt,
+                $crate::Image {
+                    build: $build,
+                    features: $features,
+                },
+            )
+        }
+    };
+}
+
+/// The node's life: entered from `entry.rs` (through the binary's
+/// [`image!`] main) with the virtual address of the parameter block.
+pub fn run(params_virt: u64, image: Image) -> ! {
     let mut raw = [0u8; bootparams::SIZE];
     for (i, b) in raw.iter_mut().enumerate() {
         // SAFETY: kernel0 maps the parameter block at this address in the
@@ -63,8 +95,14 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
     }
     tsc::set_hz(params.tsc_hz);
     // SAFETY: memory.rs maps the local APIC page uncached at lapic_phys.
-    let apic = unsafe { lapic::init(params.lapic_phys, params.lapic_phys) };
-    let timer = apic.and_then(|_| lapic::calibrate_timer());
+    let apic = unsafe {
+        lapic::init(
+            params.lapic_phys,
+            params.lapic_phys,
+            platform::SPURIOUS_VECTOR,
+        )
+    };
+    let timer = apic.and_then(|_| lapic::calibrate_timer(platform::TIMER_VECTOR));
     let (mode, per_ms) = match (apic, timer) {
         (Ok(m), Ok(t)) => (m, t),
         (a, t) => {
@@ -88,7 +126,9 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
             .sum()
     };
     println!(
-        "up: epoch {}, apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}: {} pages writable, {} read-only, rest unmapped",
+        "up: build {} features {:#x}, epoch {}, apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}: {} pages writable, {} read-only, rest unmapped",
+        image.build,
+        image.features,
         params.epoch,
         params.partition_phys,
         params.partition_virt,
@@ -97,12 +137,20 @@ extern "C" fn secondary_main(params_virt: u64) -> ! {
         pages(true),
         pages(false)
     );
-    ctl.node(params.node_id, c::EPOCH)
+    // The hello: which build this is, what it supports, where its stack
+    // guard is, and the epoch it was started under.
+    let me = params.node_id;
+    ctl.node(me, c::BUILD).store(image.build, Ordering::Relaxed);
+    ctl.node(me, c::FEATURES)
+        .store(image.features, Ordering::Relaxed);
+    ctl.node(me, c::STACK_GUARD)
+        .store(entry::stack_guard(), Ordering::Relaxed);
+    ctl.node(me, c::EPOCH)
         .store(params.epoch, Ordering::Relaxed);
     // Release pairs with kernel0's Acquire load of STATE.
     ctl.node(params.node_id, c::STATE)
         .store(c::STATE_READY, Ordering::Release);
-    serve::serve(&ctl, &params, link)
+    serve::serve(&ctl, &params, &image, link)
 }
 
 #[panic_handler]

@@ -1,7 +1,7 @@
 //! Time from the TSC, calibrated against PIT channel 2.
 
-use crate::cpu::rdtsc;
-use crate::port::{inb, outb};
+use super::cpu::{pause, rdtsc};
+use super::port::{inb, outb};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Frequency assumed before calibration (only bounds early waits).
@@ -31,7 +31,8 @@ pub fn hz() -> u64 {
     }
 }
 
-/// Sets the TSC frequency (secondaries get it from kernel0).
+/// Sets the TSC frequency (a kernel that did not calibrate itself gets it
+/// from the one that did).
 pub fn set_hz(hz: u64) {
     HZ.store(hz, Ordering::Relaxed);
 }
@@ -40,10 +41,15 @@ pub fn set_hz(hz: u64) {
 /// Each window's TSC span can only be stretched (by the CPU being held up
 /// around the port accesses, as a virtual CPU often is), never shortened, so
 /// the shortest window is the best estimate.
-pub fn calibrate() -> Result<u64, CalibrateError> {
+///
+/// # Safety
+/// Ring 0 only. The caller owns PIT channel 2 and the gate port 0x61:
+/// nothing else programs them while this runs (the speaker stays off).
+pub unsafe fn calibrate() -> Result<u64, CalibrateError> {
     let mut best = u64::MAX;
     for _ in 0..5 {
-        best = best.min(pit_window()?);
+        // SAFETY: the caller owns the PIT channel 2 ports.
+        best = best.min(unsafe { pit_window() }?);
     }
     let hz = best * PIT_HZ / u64::from(PIT_TICKS);
     if !(100_000_000..=20_000_000_000).contains(&hz) {
@@ -54,9 +60,12 @@ pub fn calibrate() -> Result<u64, CalibrateError> {
 }
 
 /// TSC cycles elapsed during one PIT channel 2 one-shot countdown.
-fn pit_window() -> Result<u64, CalibrateError> {
+///
+/// # Safety
+/// As for [`calibrate`].
+unsafe fn pit_window() -> Result<u64, CalibrateError> {
     // SAFETY: ports 0x61/0x42/0x43 are the PIT channel 2 gate and counter,
-    // used only here; the speaker stays disabled (bit 1 clear).
+    // which the caller owns; the speaker stays disabled (bit 1 clear).
     unsafe {
         let gate = inb(0x61);
         outb(0x61, (gate & !0x02) & !0x01);
@@ -102,6 +111,6 @@ pub fn passed(deadline: u64) -> bool {
 pub fn delay_us(us: u64) {
     let deadline = deadline_after_us(us);
     while !passed(deadline) {
-        crate::cpu::pause();
+        pause();
     }
 }

@@ -1,4 +1,5 @@
 //! CPU instructions: TSC, CPUID, MSRs, control registers, interrupts, halt.
+//! Ring 0 only, except [`rdtsc`], [`cpuid`] and [`pause`].
 
 use core::arch::asm;
 
@@ -101,11 +102,24 @@ pub fn cli() {
 /// Enables interrupts and halts until one arrives, atomically: the one
 /// instruction `sti` shadow covers `hlt`, so an interrupt that became
 /// pending while interrupts were masked still wakes this `hlt`.
+/// Interrupts stay enabled on return.
+///
+/// # Safety
+/// An IDT must be loaded whose gates handle every vector that can arrive
+/// (and save every register they use).
 #[inline(always)]
-pub fn sti_hlt() {
-    // SAFETY: the IDT is loaded before any caller enables interrupts;
-    // handlers save every register they use.
+pub unsafe fn sti_hlt() {
+    // SAFETY: the caller guarantees a loaded IDT covering every vector.
     unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+}
+
+/// True when maskable interrupts are enabled (RFLAGS.IF).
+#[inline(always)]
+pub fn interrupts_enabled() -> bool {
+    let flags: u64;
+    // SAFETY: pushfq/pop only reads RFLAGS through the stack.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
+    flags & (1 << 9) != 0
 }
 
 /// Spin-wait hint.
