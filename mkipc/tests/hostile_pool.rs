@@ -134,7 +134,8 @@ fn garbage_submission_records_are_caught() {
 
 #[test]
 fn each_bad_record_gets_its_fault() {
-    let cases: [(&[u8], fn(Fault) -> bool); 7] = [
+    type Case<'a> = (&'a [u8], fn(Fault) -> bool);
+    let cases: [Case; 7] = [
         (&record(SIZE as u64 * BUFFERS as u64, 8, 0), |f| {
             matches!(f, Fault::BadBufferOffset { offset: 256 })
         }),
