@@ -39,6 +39,33 @@ pub enum Fault {
     },
     /// A shared access fell outside the region: the layout no longer fits.
     OutOfBounds,
+    /// A buffer offset (submitted or returned) is outside the pool or not at a
+    /// buffer boundary: a foreign or misaligned buffer.
+    BadBufferOffset {
+        /// The offset found, relative to the pool's buffer area.
+        offset: u64,
+    },
+    /// A returned buffer is not on loan to the peer: a double return, or a return
+    /// of a buffer that was never lent.
+    NotLent {
+        /// The offset returned, relative to the pool's buffer area.
+        offset: u64,
+    },
+    /// A buffer was submitted while the receiver still holds it.
+    AlreadyHeld {
+        /// The offset submitted, relative to the pool's buffer area.
+        offset: u64,
+    },
+    /// The completion ring is full although it has a slot per buffer: the sender
+    /// stopped collecting returns, or lent a buffer it had not taken back.
+    ReturnsNotCollected,
+    /// A pool submission record is malformed.
+    BadRecord {
+        /// Position of the record in the submission ring.
+        position: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -61,6 +88,30 @@ impl fmt::Display for Fault {
                 "peer wrote length {found} into message {position}, slot holds {capacity}"
             ),
             Fault::OutOfBounds => write!(f, "a shared access fell outside the region"),
+            Fault::BadBufferOffset { offset } => write!(
+                f,
+                "peer named buffer offset {offset:#x}, which is outside the pool or not at a \
+                 buffer boundary"
+            ),
+            Fault::NotLent { offset } => write!(
+                f,
+                "peer returned buffer {offset:#x}, which is not on loan to it \
+                 (double return or never lent)"
+            ),
+            Fault::AlreadyHeld { offset } => write!(
+                f,
+                "peer submitted buffer {offset:#x} again while it is still held here"
+            ),
+            Fault::ReturnsNotCollected => write!(
+                f,
+                "completion ring full: the peer lent buffers it never took back"
+            ),
+            Fault::BadRecord { position, reason } => {
+                write!(
+                    f,
+                    "peer wrote a malformed pool record at {position}: {reason}"
+                )
+            }
         }
     }
 }

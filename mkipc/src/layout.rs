@@ -86,6 +86,60 @@ pub struct SpscDescriptor {
     pub reserved: [U64; 8],
 }
 
+/// `"MKIPCPOL"` read as a little-endian word: a buffer pool descriptor's magic.
+pub const POOL_MAGIC: u64 = u64::from_le_bytes(*b"MKIPCPOL");
+
+/// Set-up record at the start of every buffer pool (and typed channel), written
+/// once by the creator and validated by both endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct PoolDescriptor {
+    /// [`POOL_MAGIC`]; written last.
+    pub magic: U64,
+    /// Number of buffers (1 ..= `pool::MAX_BUFFERS`).
+    pub buffer_count: U32,
+    /// Bytes per buffer (a multiple of 8).
+    pub buffer_size: U32,
+    /// Slots of the submission ring (a power of two).
+    pub ring_slots: U32,
+    /// Bytes a submission slot carries inline after its [`PoolRecord`].
+    pub inline_size: U32,
+    /// Alignment of every section of the pool (as for SPSC rings).
+    pub section_align: U32,
+    /// Zero.
+    pub pad: U32,
+    /// Offset of the submission ring (sender to receiver) from the pool start.
+    pub submit_offset: U64,
+    /// Offset of the completion ring (receiver to sender) from the pool start.
+    pub completion_offset: U64,
+    /// Offset of buffer 0 from the pool start (section-aligned, sender's section).
+    pub buffers_offset: U64,
+    /// Total size of the pool in bytes.
+    pub pool_size: U64,
+    /// The channel's message type (`MessageType::to_wire`).
+    pub message_type: [U64; 2],
+    /// Zero; room for later fields.
+    pub reserved: [U64; 6],
+}
+
+/// One submission: a pool buffer (or inline bytes) handed to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct PoolRecord {
+    /// Offset of the buffer from the pool's buffer area (a multiple of the buffer
+    /// size); zero for inline records.
+    pub offset: U64,
+    /// Bytes of the message in this buffer (or inline after the record).
+    pub len: U32,
+    /// `POOL_RECORD_*` bits.
+    pub flags: U32,
+}
+
+/// [`PoolRecord::flags`]: the bytes follow the record inside the ring slot.
+pub const POOL_RECORD_INLINE: u32 = 1;
+/// [`PoolRecord::flags`]: another fragment of the same message follows.
+pub const POOL_RECORD_MORE: u32 = 2;
+
 /// Words the producer writes (first line of the producer's section).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
@@ -172,6 +226,23 @@ const _: () = {
     assert!(SLOT_HEADER == 8);
     assert!(offset_of!(SlotHeader, tag) == 0);
     assert!(STAMP_BITS == 40);
+
+    assert!(size_of::<PoolDescriptor>() == CACHE_LINE);
+    assert!(offset_of!(PoolDescriptor, buffer_count) == 8);
+    assert!(offset_of!(PoolDescriptor, buffer_size) == 12);
+    assert!(offset_of!(PoolDescriptor, ring_slots) == 16);
+    assert!(offset_of!(PoolDescriptor, inline_size) == 20);
+    assert!(offset_of!(PoolDescriptor, section_align) == 24);
+    assert!(offset_of!(PoolDescriptor, submit_offset) == 32);
+    assert!(offset_of!(PoolDescriptor, completion_offset) == 40);
+    assert!(offset_of!(PoolDescriptor, buffers_offset) == 48);
+    assert!(offset_of!(PoolDescriptor, pool_size) == 56);
+    assert!(offset_of!(PoolDescriptor, message_type) == 64);
+
+    assert!(size_of::<PoolRecord>() == 16);
+    assert!(offset_of!(PoolRecord, offset) == 0);
+    assert!(offset_of!(PoolRecord, len) == 8);
+    assert!(offset_of!(PoolRecord, flags) == 12);
 };
 
 /// Folds bytes into a 64-bit FNV-1a hash (usable in constants).
@@ -220,6 +291,11 @@ layout_fields! {
     ProducerControl { tail: U64, faults: U64, reserved: [U64; 14] }
     ConsumerControl { head: U64, need_wakeup: U64, faults: U64, reserved: [U64; 13] }
     SlotHeader { tag: U64 }
+    PoolDescriptor { magic: U64, buffer_count: U32, buffer_size: U32, ring_slots: U32,
+                     inline_size: U32, section_align: U32, pad: U32, submit_offset: U64,
+                     completion_offset: U64, buffers_offset: U64, pool_size: U64,
+                     message_type: [U64; 2], reserved: [U64; 6] }
+    PoolRecord { offset: U64, len: U32, flags: U32 }
 }
 
 /// Hash of the whole wire layout; two builds connect only when theirs are equal.
@@ -245,5 +321,6 @@ mod tests {
     fn magics_spell_their_names() {
         assert_eq!(&REGION_MAGIC.to_le_bytes(), b"MKIPCRGN");
         assert_eq!(&SPSC_MAGIC.to_le_bytes(), b"MKIPCSPS");
+        assert_eq!(&POOL_MAGIC.to_le_bytes(), b"MKIPCPOL");
     }
 }

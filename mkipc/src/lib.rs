@@ -5,6 +5,8 @@
 //!   code in the crate).
 //! * [`layout`] and [`header`]: the wire format and the region header.
 //! * [`spsc`]: the single-producer, single-consumer ring.
+//! * [`pool`]: the zero-copy buffer pool for large payloads.
+//! * [`typed`]: typed and byte channels over the pool.
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
@@ -25,9 +27,11 @@ mod fault;
 pub mod header;
 pub mod layout;
 mod message_type;
+pub mod pool;
 mod shm;
 pub mod spsc;
 mod sync;
+pub mod typed;
 
 #[cfg(feature = "test-utils")]
 pub mod mock;

@@ -307,6 +307,50 @@ impl Region {
         Ok(())
     }
 
+    /// Stores `f(i)` into word `i` of the `words`-word range at the 8-aligned
+    /// `offset`, checking the range once (for writing whole buffers in place).
+    ///
+    /// Stores are `Relaxed`; the caller publishes them with a later release store.
+    #[inline]
+    pub fn store_words(
+        &self,
+        offset: usize,
+        words: usize,
+        mut f: impl FnMut(usize) -> u64,
+    ) -> Result<(), AccessError> {
+        if !offset.is_multiple_of(WORD) {
+            return Err(AccessError::Misaligned { offset });
+        }
+        let len = words.saturating_mul(WORD);
+        self.check(offset, len)?;
+        for i in 0..words {
+            self.store_in_range(offset + i * WORD, f(i));
+        }
+        Ok(())
+    }
+
+    /// Folds `f` over the `words`-word range at the 8-aligned `offset`, loading
+    /// each word once (`Relaxed`; ordered by the caller's earlier acquire load).
+    #[inline]
+    pub fn fold_words<A>(
+        &self,
+        offset: usize,
+        words: usize,
+        init: A,
+        mut f: impl FnMut(A, u64) -> A,
+    ) -> Result<A, AccessError> {
+        if !offset.is_multiple_of(WORD) {
+            return Err(AccessError::Misaligned { offset });
+        }
+        let len = words.saturating_mul(WORD);
+        self.check(offset, len)?;
+        let mut acc = init;
+        for i in 0..words {
+            acc = f(acc, self.load_in_range(offset + i * WORD));
+        }
+        Ok(acc)
+    }
+
     /// The word at `offset`, inside a range the caller has already checked.
     #[inline(always)]
     fn word_in_range(&self, offset: usize) -> &AtomicU64 {
@@ -474,6 +518,18 @@ mod tests {
         assert!(r.copy_in(usize::MAX - 2, &[1, 2, 3, 4]).is_err());
         assert!(r.zero(8, 3).is_err());
         assert!(r.copy_out(64, &mut []).is_ok());
+    }
+
+    #[test]
+    fn whole_word_ranges_store_and_fold() {
+        let r = Region::new_heap(64);
+        r.store_words(8, 6, |i| i as u64 + 1).unwrap();
+        assert_eq!(r.fold_words(8, 6, 0, |a, w| a + w).unwrap(), 21);
+        assert_eq!(r.load(0, Ordering::Relaxed).unwrap(), 0);
+        assert_eq!(r.load(56, Ordering::Relaxed).unwrap(), 0);
+        assert!(r.store_words(8, 8, |_| 1).is_err());
+        assert!(r.fold_words(4, 1, 0, |a, _| a).is_err());
+        assert!(r.fold_words(8, usize::MAX, 0, |a, _| a).is_err());
     }
 
     #[test]

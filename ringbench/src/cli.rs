@@ -15,6 +15,8 @@ pub struct Options {
     pub samples: usize,
     /// Messages streamed per throughput contender per repetition.
     pub stream_messages: u64,
+    /// 1 MiB transfers per bulk contender per repetition.
+    pub bulk_transfers: u64,
     /// Where to write the JSON report.
     pub json: Option<PathBuf>,
     /// Where to draw the SVG chart.
@@ -29,6 +31,7 @@ impl Default for Options {
             reps: 7,
             samples: 100_000,
             stream_messages: 2_000_000,
+            bulk_transfers: 1000,
             json: None,
             plot: None,
             only: Vec::new(),
@@ -56,6 +59,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 opts.reps = 3;
                 opts.samples = 20_000;
                 opts.stream_messages = 500_000;
+                opts.bulk_transfers = 250;
             }
             "--reps" => {
                 let v = args.next().ok_or("--reps needs a number")?;

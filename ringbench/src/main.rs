@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use ringbench::cli::{self, Command, Options, USAGE};
 use ringbench::clock::Clock;
+use ringbench::contenders::bulk::{self, BULK};
 use ringbench::contenders::{ALL, BATCH, Contender, LARGE, SMALL};
 use ringbench::harness::Cpus;
-use ringbench::report::{Entry, Report};
+use ringbench::report::{BulkEntry, Entry, Report};
 use ringbench::stats::{median, summarize};
 
 /// One contender's measurements across repetitions.
@@ -46,6 +47,7 @@ fn chosen(opts: &Options) -> Result<Vec<&'static Contender>, String> {
 
 fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock) -> Report {
     let mut series: Vec<Series> = contenders.iter().map(|_| Series::default()).collect();
+    let mut bulk_per_rep: Vec<Vec<f64>> = BULK.iter().map(|_| Vec::new()).collect();
     let t0 = Instant::now();
     for rep in 0..opts.reps {
         for (c, s) in contenders.iter().zip(series.iter_mut()) {
@@ -67,6 +69,18 @@ fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock)
                 s.msgs_per_s_per_rep
                     .push(opts.stream_messages as f64 / secs);
             }
+        }
+        for (c, s) in BULK.iter().zip(bulk_per_rep.iter_mut()) {
+            eprint!(
+                "\r[{:>5.1}s] rep {}/{}: {:<22}",
+                t0.elapsed().as_secs_f64(),
+                rep + 1,
+                opts.reps,
+                c.name
+            );
+            let t = (c.run)(Some(cpus), bulk::MIB, opts.bulk_transfers);
+            let secs = t.max(Duration::from_nanos(1)).as_secs_f64();
+            s.push((bulk::MIB as u64 * opts.bulk_transfers) as f64 / secs);
         }
     }
     eprintln!(
@@ -98,9 +112,18 @@ fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock)
             }
         })
         .collect();
+    let bulk = BULK
+        .iter()
+        .zip(&bulk_per_rep)
+        .map(|(c, s)| BulkEntry {
+            name: format!("{}-{}", c.name, bulk::size_label(bulk::MIB)),
+            bytes_per_s: median(s),
+        })
+        .collect();
     Report {
         floor_rtt_ns: results[0].rtt_p50_ns,
         results,
+        bulk,
     }
 }
 
@@ -141,8 +164,9 @@ fn main() -> ExitCode {
     println!(
         "(x floor: median over repetitions of p50 / floor p50 of the same repetition; \
          msgs/s: median over repetitions of {} {LARGE}-byte messages streamed one way, \
-         batches of {BATCH} where the API has them)",
-        opts.stream_messages
+         batches of {BATCH} where the API has them; bulk: median over repetitions of {} \
+         1 MiB transfers one way, every byte written and read)",
+        opts.stream_messages, opts.bulk_transfers
     );
     if let Some(path) = &opts.json
         && let Err(e) = std::fs::write(path, report.to_json())

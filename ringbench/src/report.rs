@@ -25,6 +25,15 @@ pub struct Entry {
     pub throughput_msgs_per_s: Option<f64>,
 }
 
+/// One bulk contender's figures (a one-way stream of large payloads).
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkEntry {
+    /// Contender name, with the payload size (`mkipc-pool-1MiB`).
+    pub name: String,
+    /// Median over repetitions of payload bytes delivered per second.
+    pub bytes_per_s: f64,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -32,12 +41,19 @@ pub struct Report {
     pub floor_rtt_ns: f64,
     /// Every contender, the floor first.
     pub results: Vec<Entry>,
+    /// Bulk contenders; listed in the JSON's `results` after the round-trip ones.
+    #[serde(skip)]
+    pub bulk: Vec<BulkEntry>,
 }
 
 impl Report {
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report serializes")
+        let mut v = serde_json::to_value(self).expect("a report serializes");
+        if let Some(results) = v["results"].as_array_mut() {
+            results.extend(self.bulk.iter().map(|b| serde_json::json!(b)));
+        }
+        serde_json::to_string_pretty(&v).expect("a report serializes")
     }
 
     /// The report as a text table.
@@ -54,6 +70,12 @@ impl Report {
                 "{:<21} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>13}\n",
                 e.name, e.rtt_p50_ns, e.rtt_p99_ns, e.rtt_p999_ns, e.ratio_to_floor, tput
             ));
+        }
+        if !self.bulk.is_empty() {
+            out.push_str(&format!("\n{:<21} {:>13}\n", "bulk", "GB/s"));
+            for b in &self.bulk {
+                out.push_str(&format!("{:<21} {:>13.2}\n", b.name, b.bytes_per_s / 1e9));
+            }
         }
         out
     }
@@ -153,6 +175,7 @@ mod tests {
                 entry("mkipc-spsc", 150.0, Some(2.5e7)),
                 entry("pipe", 4000.0, None),
             ],
+            bulk: vec![],
         }
     }
 
@@ -172,6 +195,24 @@ mod tests {
         assert_eq!(results[1]["throughput_msgs_per_s"], 2.5e7);
         assert!(results[0].get("throughput_msgs_per_s").is_none());
         assert!(results[2].get("throughput_msgs_per_s").is_none());
+    }
+
+    #[test]
+    fn bulk_entries_follow_in_results_with_bytes_per_s() {
+        let mut r = sample();
+        r.bulk.push(BulkEntry {
+            name: "mkipc-pool-1MiB".to_string(),
+            bytes_per_s: 4.0e9,
+        });
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[3]["name"], "mkipc-pool-1MiB");
+        assert_eq!(results[3]["bytes_per_s"], 4.0e9);
+        assert!(results[3].get("throughput_msgs_per_s").is_none());
+        assert!(v.get("bulk").is_none());
+        assert!(r.table().contains("mkipc-pool-1MiB"));
+        assert!(r.table().contains("4.00"));
     }
 
     #[test]

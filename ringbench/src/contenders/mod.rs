@@ -9,6 +9,7 @@ use crate::harness::{self, Cpus, Echoing};
 
 pub mod arrayqueue;
 mod bounded_channel;
+pub mod bulk;
 pub mod bytestream;
 pub mod channel;
 pub mod eventfd;
