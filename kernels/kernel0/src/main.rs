@@ -14,6 +14,7 @@
 
 mod bench;
 mod boot;
+mod bulk;
 mod error;
 mod floor;
 mod machine;
@@ -38,6 +39,9 @@ use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::{console, exit, gdt, idt, lapic, pic, println, tsc};
 use stats::Samples;
+
+/// Measured bulk transfers per node at start-up.
+const BULK_REPS: usize = 3;
 
 /// Checksum requests sent to each node whose build offers them.
 const CHECKSUMS: u64 = 16;
@@ -208,6 +212,23 @@ fn run(start_info: u64) -> Result<(), Error> {
         f.ipi
             .print(format_args!("node {} ring round trip, IPI", n.id));
     }
+    let mut bulk_totals = bulk::Totals::default();
+    for n in nodes.iter_mut() {
+        for _ in 0..BULK_REPS {
+            let t = bulk::transfer(&ctl, n, bulk::MESSAGES)?;
+            println!(
+                "node {}: bulk {} x {} KiB through the pool, read in place and verified: {} bytes in {} us = {} MB/s",
+                n.id,
+                bulk::MESSAGES,
+                layout::POOL_BUFFER_SIZE / 1024,
+                t.bytes,
+                tsc::ns_from_cycles(t.cycles) / 1000,
+                t.bytes_per_s() / 1_000_000
+            );
+            bulk_totals.add(t);
+        }
+        pingpong::set_mode(&ctl, n, Mode::Ipi);
+    }
     let taken = pingpong::check_ipis_received()?;
     println!("IPI accounting: kernel0 took {taken} doorbell IPIs, one per IPI-mode answer");
     for n in nodes.iter() {
@@ -219,7 +240,7 @@ fn run(start_info: u64) -> Result<(), Error> {
             n.id
         );
     }
-    let recovery = crash_cycles(&starter, nodes, samples)?;
+    let recovery = crash_cycles(&starter, nodes, samples, &mut bulk_totals)?;
     let checksums = checksum_traffic(nodes)?;
     let taken = pingpong::check_ipis_received()?;
     let boot = Boot {
@@ -230,7 +251,15 @@ fn run(start_info: u64) -> Result<(), Error> {
         images: found.len(),
         boot_ready_us,
     };
-    summary(&boot, nodes, &figures, taken, checksums, &recovery);
+    summary(
+        &boot,
+        nodes,
+        &figures,
+        taken,
+        checksums,
+        &bulk_totals,
+        &recovery,
+    );
     Ok(())
 }
 
@@ -279,6 +308,9 @@ struct Recovery {
     upgrades: u64,
     newest_build: u64,
     nodes_hit: u32,
+    reclaimed_held: u64,
+    reclaimed_queued: u64,
+    bulk_after_restart: u64,
 }
 
 /// `config.crash_cycles` crash/restart cycles, rotating over the nodes and
@@ -288,6 +320,7 @@ fn crash_cycles(
     starter: &Starter,
     nodes: &mut [nodes::Node],
     samples: &mut Samples,
+    bulk_totals: &mut bulk::Totals,
 ) -> Result<Recovery, Error> {
     let mut r = Recovery {
         detect_min_us: u64::MAX,
@@ -298,10 +331,13 @@ fn crash_cycles(
         let target = k % nodes.len();
         let c = recovery::cycle(starter, nodes, target, kind)?;
         println!(
-            "crash cycle {}: node {} told {kind:?} after {} pings: vector {} error {:#x} at {:#x}, {}; heartbeat stalled at {}, declared dead after {} us; {} queued pings answered before the crash, {} requests behind it discarded; others answered {} pings meanwhile; fenced (INIT), reloaded build {} (was {}, features gained {:#x}), epoch {} ready after {} us",
+            "crash cycle {}: node {} told {kind:?} after {} pings, with {} bulk buffers lent ({} held by kernel0, {} queued): vector {} error {:#x} at {:#x}, {}; heartbeat stalled at {}, declared dead after {} us; {} queued pings answered before the crash, {} requests behind it discarded; others answered {} pings meanwhile; fenced (INIT), reloaded build {} (was {}, features gained {:#x}), epoch {} ready after {} us",
             k + 1,
             c.node,
             recovery::BEFORE_CRASH,
+            c.reclaimed.held + c.reclaimed.queued,
+            c.reclaimed.held,
+            c.reclaimed.queued,
             c.vector,
             c.fault_error,
             c.fault_addr,
@@ -338,6 +374,8 @@ fn crash_cycles(
             r.upgrades += 1;
         }
         r.newest_build = r.newest_build.max(c.new_build);
+        r.reclaimed_held += c.reclaimed.held;
+        r.reclaimed_queued += c.reclaimed.queued;
         let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         samples.reset(AFTER_RESTART.0);
         pingpong::run(&starter.ctl, n, Mode::Poll, 5, samples)?;
@@ -349,6 +387,16 @@ fn crash_cycles(
         samples
             .summary()
             .print(format_args!("  after restart, IPI"));
+        let t = bulk::transfer(&starter.ctl, n, bulk::MESSAGES)?;
+        println!(
+            "  after restart, bulk: {} x {} KiB verified in place, {} MB/s",
+            bulk::MESSAGES,
+            layout::POOL_BUFFER_SIZE / 1024,
+            t.bytes_per_s() / 1_000_000
+        );
+        bulk_totals.add(t);
+        r.bulk_after_restart += 1;
+        pingpong::set_mode(&starter.ctl, n, Mode::Ipi);
     }
     Ok(r)
 }
@@ -366,6 +414,7 @@ fn summary(
     figures: &[bench::Figures],
     ipis: u64,
     checksums: u64,
+    bulk: &bulk::Totals,
     r: &Recovery,
 ) {
     let ns = tsc::ns_from_cycles;
@@ -396,8 +445,16 @@ fn summary(
     );
     let (poll, ipi) = pingpong::verified();
     summary_line!(
-        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; kernel0 took {ipis} doorbell IPIs, exactly one per IPI-mode answer",
+        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; kernel0 took {ipis} doorbell IPIs, exactly one per IPI-mode answer; bulk: {} zero-copy pool transfers of {} x {} KiB ({} messages, {} MiB) read in place with every checksum verified, {} bytes/s ({} MB/s aggregate, best transfer {} MB/s)",
         poll + ipi,
+        bulk.transfers,
+        bulk::MESSAGES,
+        layout::POOL_BUFFER_SIZE / 1024,
+        bulk.messages,
+        bulk.bytes >> 20,
+        bulk.bytes_per_s(),
+        bulk.bytes_per_s() / 1_000_000,
+        bulk.best_bps / 1_000_000
     );
     summary_line!(
         "latency: round trip kernel0 <-> node, p50/p99 in TSC cycles and ns, median of {} repetitions; `= Nx` is the p50 over the floor's",
@@ -428,7 +485,7 @@ fn summary(
         );
     }
     summary_line!(
-        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered, {} requests behind them discarded; fenced with INIT, reloaded, ready again within {} us; other nodes answered {} pings while one was down",
+        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered, {} requests behind them discarded; fenced with INIT, reloaded, ready again within {} us; other nodes answered {} pings while one was down; {} pool buffer loans of dead nodes reclaimed after the fence ({} held by kernel0, {} still queued and verified), pools re-created under the new epoch, {} bulk transfer(s) after restarts verified",
         r.cycles,
         r.nodes_hit.count_ones(),
         r.page_faults,
@@ -439,7 +496,11 @@ fn summary(
         r.answered_before,
         r.discarded,
         r.restart_max_us,
-        r.others_answered
+        r.others_answered,
+        r.reclaimed_held + r.reclaimed_queued,
+        r.reclaimed_held,
+        r.reclaimed_queued,
+        r.bulk_after_restart
     );
     let noisy = figures
         .iter()

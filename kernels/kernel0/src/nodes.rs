@@ -13,8 +13,9 @@ use bootparse::elf::{self, LoadPlan};
 use bootparse::layout::{self, Range, control as c};
 use bootparse::wire::KNOWN_FEATURES;
 use core::sync::atomic::Ordering;
-use mkipc::Region;
+use mkipc::pool::{PoolGeometry, PoolLayout, PoolReceiver};
 use mkipc::spsc::{Consumer, Geometry, Producer, RingLayout};
+use mkipc::{MessageType, Region};
 use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::doorbell::IpiDoorbell;
@@ -35,6 +36,8 @@ pub struct Node {
     pub seq: u64,
     /// Kernel0's ends of the node's rings, once started.
     pub link: Option<Link>,
+    /// Kernel0's (receiving) end of the node's bulk pool, once started.
+    pub pool: Option<PoolReceiver>,
     /// The node's doorbell, once started.
     pub doorbell: Option<IpiDoorbell>,
     /// Index of the image (in the boot module) it runs.
@@ -67,6 +70,7 @@ static NODES: RacyCell<[Node; MAX_SECONDARIES]> = RacyCell::new(
             epoch: 0,
             seq: 0,
             link: None,
+            pool: None,
             doorbell: None,
             image: 0,
             build: 0,
@@ -162,6 +166,7 @@ impl Starter<'_> {
         node.seq = 0;
         self.reset_control(node.id);
         node.link = Some(self.fresh_rings(node.id)?);
+        node.pool = Some(self.fresh_pool(node.id)?);
         let part = node.partition;
         // SAFETY: the partition is RAM below 4 GiB (checked by
         // `check_layout`) and its CPU is halted in wait-for-SIPI, so nothing
@@ -289,6 +294,24 @@ impl Starter<'_> {
         })
     }
 
+    /// Formats the node's bulk pool afresh under the new epoch (buffers a
+    /// dead node lent are discarded with it) and attaches kernel0's
+    /// receiving end.
+    fn fresh_pool(&self, id: u32) -> Result<PoolReceiver, Error> {
+        let at = layout::pool_offset(id).ok_or(Error::Layout("pool offset"))? as usize;
+        let geometry = PoolGeometry::new(layout::POOL_BUFFERS, layout::POOL_BUFFER_SIZE);
+        let fits = geometry
+            .pool_size()
+            .is_ok_and(|s| s as u64 <= layout::POOL_STRIDE);
+        if !fits {
+            return Err(Error::Layout("bulk pool larger than its stride"));
+        }
+        let kind = MessageType::bytes(layout::POOL_BUFFER_SIZE);
+        let pool = |e| Error::Pool(id, e);
+        PoolLayout::create(&self.region, at, geometry, kind).map_err(pool)?;
+        PoolReceiver::attach(self.region.clone(), at).map_err(pool)
+    }
+
     /// Returns the microseconds from INIT to the ack and to ready.
     fn init_sipi_sipi(&self, node: &Node) -> Result<(u64, u64), Error> {
         let t0 = platform::cpu::rdtsc();
@@ -352,7 +375,10 @@ fn build_entry_tables(part: Range) -> Result<u32, Error> {
 }
 
 /// Stops `node`'s CPU with INIT: it drops whatever it was doing and waits
-/// for a SIPI. Kernel0 may then rewrite the partition and its rings.
+/// for a SIPI. Kernel0 may then rewrite the partition and its rings. The
+/// bulk pool's receiving end stays, so kernel0 can account for the
+/// buffers the dead node had in flight before [`Starter::start`] formats
+/// the pool afresh.
 pub fn fence(node: &mut Node) -> Result<(), Error> {
     node.link = None;
     node.doorbell = None;

@@ -79,6 +79,21 @@ pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64)
     if mode == Mode::Ipi {
         node.doorbell.ok_or(Error::NoLink(id))?.ring()?;
     }
+    let (val, t1) = answer_of(node, mode, seq, ipis_before)?;
+    Ok((val, t1 - t0))
+}
+
+/// Waits for the answer to request `seq` (already sent, doorbell rung if
+/// `mode` is IPI) and returns its value.
+pub fn await_answer(node: &mut Node, mode: Mode, seq: u64) -> Result<u64, Error> {
+    let ipis_before = idt::ipi_count();
+    answer_of(node, mode, seq, ipis_before).map(|(val, _)| val)
+}
+
+/// Waits for, pops and checks the answer to `seq`; returns its value and
+/// the TSC when it was taken.
+fn answer_of(node: &mut Node, mode: Mode, seq: u64, ipis_before: u64) -> Result<(u64, u64), Error> {
+    let id = node.id;
     let link = node.link.as_mut().ok_or(Error::NoLink(id))?;
     let deadline = tsc::deadline_after_us(PING_TIMEOUT_US);
     let ok = match mode {
@@ -116,7 +131,7 @@ pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64)
     if resp.seq != seq {
         return Err(Error::WrongAnswer(id, seq, resp.seq));
     }
-    Ok((resp.val, t1 - t0))
+    Ok((resp.val, t1))
 }
 
 /// One verified ping round trip; returns its length in TSC cycles.

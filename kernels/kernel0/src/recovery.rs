@@ -130,6 +130,8 @@ pub struct Cycle {
     pub restart_us: u64,
     /// Epoch the node runs under after the restart.
     pub epoch: u64,
+    /// Bulk buffers the dead node had lent, accounted for after the fence.
+    pub reclaimed: crate::bulk::Reclaimed,
 }
 
 fn read_word(kernel0_addr: u64) -> u64 {
@@ -193,6 +195,12 @@ pub fn cycle(
     let mut want_word = read_word(stray.kernel0_addr);
     let beat = ctl.node(id, c::HEARTBEAT);
     let mut args = [0u64; BEFORE_CRASH as usize];
+    // Leave a bulk transfer unfinished: buffers lent by the node, some held
+    // by kernel0, some still queued, when the crash comes.
+    let in_flight = {
+        let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
+        crate::bulk::leave_in_flight(ctl, n)?
+    };
     let t0 = cpu::rdtsc();
     let first_seq;
     {
@@ -264,6 +272,10 @@ pub fn cycle(
     let report = ctl.node(id, c::FAULT_VECTOR).load(Ordering::Acquire);
     let fault_addr = ctl.node(id, c::FAULT_ADDR).load(Ordering::Relaxed);
     fence(node)?;
+    // Kernel0's end of the old pool goes with this scope; the restart
+    // formats a fresh pool under the new epoch.
+    let mut old_pool = node.pool.take().ok_or(Error::NoLink(id))?;
+    let reclaimed = crate::bulk::reclaim(id, &mut old_pool, in_flight)?;
     if console::release_if_held_by(id) {
         platform::println!("node {id} died holding the console lock; released");
     }
@@ -302,5 +314,6 @@ pub fn cycle(
         others_answered: others,
         restart_us: started.ready_us,
         epoch: node.epoch,
+        reclaimed,
     })
 }

@@ -5,12 +5,13 @@
 use bootparse::bootparams::BootParams;
 use bootparse::layout::{self, control as c};
 use bootparse::wire::{
-    FEATURE_CHECKSUM, OP_CHECKSUM, OP_CRASH, OP_FLOOR, OP_OVERFLOW, OP_PING, Request, Response,
-    checksum, ping_answer,
+    FEATURE_CHECKSUM, OP_BULK, OP_CHECKSUM, OP_CRASH, OP_FLOOR, OP_OVERFLOW, OP_PING, Request,
+    Response, checksum, ping_answer,
 };
 use core::sync::atomic::Ordering;
 use mkipc::Region;
-use mkipc::spsc::{ConsumeError, Consumer, Producer};
+use mkipc::pool::PoolSender;
+use mkipc::spsc::{ConsumeError, Consumer, Producer, RingLayout};
 use platform::control::Control;
 use platform::doorbell::IpiDoorbell;
 use platform::{cpu, idt, println, tsc, wait};
@@ -19,6 +20,18 @@ use platform::{cpu, idt, println, tsc, wait};
 const BEAT_US: u64 = 1_000;
 /// Bound on the wait for one floor round.
 const FLOOR_ROUND_TIMEOUT_US: u64 = 100_000;
+
+/// Beats the heartbeat if due; returns when the next beat is due.
+pub fn beat_if_due(ctl: &Control, me: u32, next_beat: u64) -> u64 {
+    let now = cpu::rdtsc();
+    if now < next_beat {
+        return next_beat;
+    }
+    ctl.node(me, c::HEARTBEAT).fetch_add(1, Ordering::Relaxed);
+    ctl.node(me, c::WAKEUPS)
+        .store(idt::ipi_count(), Ordering::Relaxed);
+    now + tsc::cycles_from_us(BEAT_US)
+}
 
 /// Everything a request handler needs.
 struct Node<'a> {
@@ -36,10 +49,13 @@ pub struct Link {
     pub rx: Consumer,
     /// Producer of the response ring.
     pub tx: Producer,
+    /// Sending end of the node's bulk pool.
+    pub pool: PoolSender,
 }
 
-/// Attaches to the mkipc region kernel0 formatted and to this node's rings.
-pub fn connect(p: &BootParams) -> Result<Link, &'static str> {
+/// Attaches to the mkipc region kernel0 formatted, to this node's rings and
+/// to its bulk pool; also returns the pool's shape for the page grants.
+pub fn connect(p: &BootParams) -> Result<(Link, crate::memory::PoolShape), &'static str> {
     let base = p.shared_virt + layout::RING_REGION_OFFSET;
     // SAFETY: the shared region is mapped at shared_virt for this kernel's
     // life (memory.rs); everyone accesses the ring area with aligned atomic
@@ -53,8 +69,23 @@ pub fn connect(p: &BootParams) -> Result<Link, &'static str> {
     }
     let (req, resp) = layout::ring_offsets(p.node_id).ok_or("no rings for this node id")?;
     let rx = Consumer::attach(region.clone(), req as usize).map_err(|_| "request ring")?;
-    let tx = Producer::attach(region, resp as usize).map_err(|_| "response ring")?;
-    Ok(Link { rx, tx })
+    let tx = Producer::attach(region.clone(), resp as usize).map_err(|_| "response ring")?;
+    let at = layout::pool_offset(p.node_id).ok_or("no pool for this node id")? as usize;
+    let pool = match PoolSender::attach(region.clone(), at) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("bulk pool refused: {e}");
+            return Err("bulk pool");
+        }
+    };
+    let shape = crate::memory::PoolShape {
+        layout: *pool.layout(),
+        submit: RingLayout::read(&region, pool.layout().submit_ring())
+            .map_err(|_| "pool submission ring")?,
+        completion: RingLayout::read(&region, pool.layout().completion_ring())
+            .map_err(|_| "pool completion ring")?,
+    };
+    Ok((Link { rx, tx, pool }, shape))
 }
 
 /// Serves requests for ever. Stops (halts, so kernel0 sees the heartbeat
@@ -76,18 +107,10 @@ pub fn serve(ctl: &Control, p: &BootParams, image: &crate::Image, mut link: Link
         image,
         kernel0,
     };
-    let beat = ctl.node(me, c::HEARTBEAT);
-    let beat_cycles = tsc::cycles_from_us(BEAT_US);
     let mut next_beat = 0u64;
     let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
     loop {
-        let now = cpu::rdtsc();
-        if now >= next_beat {
-            beat.fetch_add(1, Ordering::Relaxed);
-            ctl.node(me, c::WAKEUPS)
-                .store(idt::ipi_count(), Ordering::Relaxed);
-            next_beat = now + beat_cycles;
-        }
+        next_beat = beat_if_due(ctl, me, next_beat);
         match link.rx.pop(&mut buf) {
             Ok(n) => match buf.get(..n).map(Request::decode) {
                 Some(Ok(req)) => handle(&node, &mut link, req),
@@ -143,6 +166,10 @@ fn handle(node: &Node, link: &mut Link, req: Request) {
             if link.tx.push(&ack.encode()).is_ok() {
                 floor(ctl, me, req.arg);
             }
+        }
+        OP_BULK => {
+            let val = crate::bulk::send(node.ctl, me, &mut link.pool, req.arg);
+            answer(node, link, req.seq, val)
         }
         OP_CRASH => stray_write(req.arg),
         OP_OVERFLOW => {
