@@ -5,6 +5,8 @@
 //!   code in the crate).
 //! * [`layout`] and [`header`]: the wire format and the region header.
 //! * [`spsc`]: the single-producer, single-consumer ring.
+//! * [`doorbell`]: waking a sleeping receiver only when it sleeps (need-wakeup
+//!   protocol, spin-then-sleep, blocking SPSC endpoints).
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
@@ -21,6 +23,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod doorbell;
 mod fault;
 pub mod header;
 pub mod layout;

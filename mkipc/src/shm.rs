@@ -248,6 +248,14 @@ impl Region {
             .map_err(u64::from_le))
     }
 
+    /// Address of the word at `offset`, for kernel wait primitives that sleep on a
+    /// word's value (a Linux futex). Checked like every access; never dereferenced
+    /// here, so no reference into the region is formed.
+    #[inline]
+    pub fn word_address(&self, offset: usize) -> Result<*const u8, AccessError> {
+        Ok(core::ptr::from_ref(self.word(offset)?).cast::<u8>())
+    }
+
     /// Copies `dst.len()` bytes starting at `offset` out of the region.
     ///
     /// Each word is loaded once with `Relaxed` ordering; the caller orders the copy
