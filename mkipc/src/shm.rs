@@ -229,6 +229,34 @@ impl Region {
         Ok(u64::from_le(self.word(offset)?.swap(value.to_le(), order)))
     }
 
+    /// Atomically adds `value` (wrapping) to the word at `offset`, returning the
+    /// old value.
+    #[inline]
+    pub fn fetch_add(
+        &self,
+        offset: usize,
+        value: u64,
+        order: Ordering,
+    ) -> Result<u64, AccessError> {
+        let word = self.word(offset)?;
+        #[cfg(target_endian = "little")]
+        let old = word.fetch_add(value, order);
+        // Big-endian hosts hold the word byte-swapped: add in a CAS loop. It may
+        // retry while a peer keeps changing the word, never otherwise.
+        #[cfg(target_endian = "big")]
+        let old = {
+            let mut current = word.load(Ordering::Relaxed);
+            loop {
+                let new = u64::from_le(current).wrapping_add(value).to_le();
+                match word.compare_exchange_weak(current, new, order, Ordering::Relaxed) {
+                    Ok(old) => break old,
+                    Err(actual) => current = actual,
+                }
+            }
+        };
+        Ok(u64::from_le(old))
+    }
+
     /// Atomic compare-and-exchange of the word at `offset`.
     ///
     /// `Ok(previous)` on success, `Ok(Err(actual))` when the word held another value.
