@@ -14,9 +14,9 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
+use mkipc::AccessError;
 use mkipc::Region;
 use mkipc::doorbell::{Doorbell, Waiter, Wake};
-use mkipc::AccessError;
 
 use std::sync::atomic::Ordering;
 
