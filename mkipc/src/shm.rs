@@ -471,6 +471,19 @@ mod tests {
     }
 
     #[test]
+    fn fetch_add_wraps_and_word_address_is_checked() {
+        let r = Region::new_heap(64);
+        r.store(16, u64::MAX, Ordering::Relaxed).unwrap();
+        assert_eq!(r.fetch_add(16, 2, Ordering::Relaxed).unwrap(), u64::MAX);
+        assert_eq!(r.load(16, Ordering::Relaxed).unwrap(), 1);
+        assert!(r.fetch_add(64, 1, Ordering::Relaxed).is_err());
+        let base = r.word_address(0).unwrap();
+        assert_eq!(r.word_address(16).unwrap().addr() - base.addr(), 16);
+        assert!(r.word_address(60).is_err());
+        assert!(r.word_address(4).is_err());
+    }
+
+    #[test]
     fn unaligned_copies_keep_neighbours() {
         let r = Region::new_heap(64);
         r.copy_in(0, &[0xAA; 32]).unwrap();
