@@ -127,6 +127,41 @@ fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock)
     }
 }
 
+/// Doorbells rung per message in a saturated stream, for each doorbell contender
+/// (median over repetitions; the target is at most 0.01).
+fn print_doorbell_rates(opts: &Options, cpus: Cpus) {
+    use ringbench::contenders::DEFAULT_SPIN_BUDGET;
+    use ringbench::contenders::mkipc_doorbell::{Eventfd, Futex, stream_doorbells};
+    type Run = fn(Option<Cpus>, u64) -> (Duration, f64, mkipc::doorbell::NotifyStats);
+    let runs: [(&str, Run); 3] = [
+        ("mkipc-spsc-futex", |c, n| {
+            stream_doorbells::<Futex>(0, c, n)
+        }),
+        ("mkipc-spsc-eventfd", |c, n| {
+            stream_doorbells::<Eventfd>(0, c, n)
+        }),
+        ("mkipc-spsc-futex-spin", |c, n| {
+            stream_doorbells::<Futex>(DEFAULT_SPIN_BUDGET, c, n)
+        }),
+    ];
+    println!(
+        "doorbells rung per message, saturated stream of {} {LARGE}-byte messages:",
+        opts.stream_messages
+    );
+    for (name, run) in runs {
+        let mut rates: Vec<f64> = (0..opts.reps)
+            .map(|_| run(Some(cpus), opts.stream_messages).1)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<22} median {:.5}  (min {:.5}, max {:.5}; target <= 0.01)",
+            median(&rates),
+            rates[0],
+            rates[rates.len() - 1]
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let opts = match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Run(o)) => o,
@@ -168,6 +203,7 @@ fn main() -> ExitCode {
          1 MiB transfers one way, every byte written and read)",
         opts.stream_messages, opts.bulk_transfers
     );
+    print_doorbell_rates(&opts, cpus);
     if let Some(path) = &opts.json
         && let Err(e) = std::fs::write(path, report.to_json())
     {
