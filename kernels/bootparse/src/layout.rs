@@ -214,6 +214,13 @@ pub mod control {
     /// Status page, part of the hello: virtual address of the unmapped
     /// guard page below its stack.
     pub const STACK_GUARD: u64 = STATUS_PAGE + 0xb0;
+    /// Status page: doorbells the node rang to kernel0 (the need-wakeup
+    /// protocol's `NotifyStats::rung` of its response ring), updated right
+    /// after each ring.
+    pub const RUNG: u64 = STATUS_PAGE + 0xb8;
+    /// Status page: notifications to kernel0 that rang nothing (kernel0
+    /// was not asleep on the ring).
+    pub const SUPPRESSED: u64 = STATUS_PAGE + 0xc0;
 
     /// Spin on the request ring between requests.
     pub const MODE_POLL: u64 = 0;

@@ -115,9 +115,10 @@ impl core::fmt::Display for Error {
             Error::WrongAnswer(n, seq, got) => {
                 write!(f, "node {n}: wrong answer {got:#x} to command {seq}")
             }
-            Error::IpiCount(want, got) => {
-                write!(f, "kernel0 expected {want} doorbell IPIs, took {got}")
-            }
+            Error::IpiCount(want, got) => write!(
+                f,
+                "nodes rang kernel0's doorbell {want} times, kernel0 took {got} IPIs (more than merges into a pending IPI explain, or spurious ones)"
+            ),
             Error::NotDead(n) => write!(f, "node {n}: still beating after the crash command"),
             Error::WrongFault(n, v, a) => {
                 write!(

@@ -229,8 +229,16 @@ fn run(start_info: u64) -> Result<(), Error> {
         }
         pingpong::set_mode(&ctl, n, Mode::Ipi);
     }
-    let taken = pingpong::check_ipis_received()?;
-    println!("IPI accounting: kernel0 took {taken} doorbell IPIs, one per IPI-mode answer");
+    let b = pingpong::check_bells(&ctl, nodes)?;
+    println!(
+        "doorbells (need-wakeup): kernel0 took {} IPIs of the {} the nodes rang ({} suppressed; {} merged into a pending one); kernel0 rang nodes {} times, suppressed {}",
+        b.taken,
+        b.to_kernel0_rung,
+        b.to_kernel0_suppressed,
+        b.to_kernel0_rung - b.taken,
+        b.to_nodes_rung,
+        b.to_nodes_suppressed
+    );
     for n in nodes.iter() {
         let w = ctl
             .node(n.id, layout::control::WAKEUPS)
@@ -242,7 +250,7 @@ fn run(start_info: u64) -> Result<(), Error> {
     }
     let recovery = crash_cycles(&starter, nodes, samples, &mut bulk_totals)?;
     let checksums = checksum_traffic(nodes)?;
-    let taken = pingpong::check_ipis_received()?;
+    let bells = pingpong::check_bells(&ctl, nodes)?;
     let boot = Boot {
         hz,
         kernel0_apic: me,
@@ -255,7 +263,7 @@ fn run(start_info: u64) -> Result<(), Error> {
         &boot,
         nodes,
         &figures,
-        taken,
+        &bells,
         checksums,
         &bulk_totals,
         &recovery,
@@ -412,7 +420,7 @@ fn summary(
     boot: &Boot,
     nodes: &[nodes::Node],
     figures: &[bench::Figures],
-    ipis: u64,
+    bells: &pingpong::Bells,
     checksums: u64,
     bulk: &bulk::Totals,
     r: &Recovery,
@@ -445,8 +453,18 @@ fn summary(
     );
     let (poll, ipi) = pingpong::verified();
     summary_line!(
-        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; kernel0 took {ipis} doorbell IPIs, exactly one per IPI-mode answer; bulk: {} zero-copy pool transfers of {} x {} KiB ({} messages, {} MiB) read in place with every checksum verified, {} bytes/s ({} MB/s aggregate, best transfer {} MB/s)",
+        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; doorbells under mkipc's need-wakeup protocol (ring only a peer that announced its sleep): nodes -> kernel0 {} rung, {} suppressed, kernel0 took {} IPIs ({} merged by the APIC into one still pending, at most one per re-check that found the answer, none spurious); kernel0 -> nodes {} rung, {} suppressed; kernel0 slept {} times on response rings ({} woken with the answer, {} re-checks found it before sleeping, {} spurious); bulk: {} zero-copy pool transfers of {} x {} KiB ({} messages, {} MiB) read in place with every checksum verified, {} bytes/s ({} MB/s aggregate, best transfer {} MB/s)",
         poll + ipi,
+        bells.to_kernel0_rung,
+        bells.to_kernel0_suppressed,
+        bells.taken,
+        bells.to_kernel0_rung - bells.taken,
+        bells.to_nodes_rung,
+        bells.to_nodes_suppressed,
+        bells.sleeps,
+        bells.woken,
+        bells.rechecks_ready,
+        bells.spurious,
         bulk.transfers,
         bulk::MESSAGES,
         layout::POOL_BUFFER_SIZE / 1024,

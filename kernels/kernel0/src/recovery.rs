@@ -82,7 +82,7 @@ fn target_of(kind: Stray, node: &Node) -> Result<Target, Error> {
         Stray::Kernel0Image => (layout::KERNEL0_BASE, layout::KERNEL0_BASE, PF_WRITE),
         Stray::RequestRingProducer => {
             let link = node.link.as_ref().ok_or(Error::NoLink(node.id))?;
-            let off = layout::RING_REGION_OFFSET + link.tx.layout().tail_word() as u64;
+            let off = layout::RING_REGION_OFFSET + link.request.tail_word() as u64;
             let (n, k) = shared(off);
             (n, k, PF_PRESENT | PF_WRITE)
         }
@@ -156,7 +156,7 @@ fn drain(node: &mut Node, first_seq: u64, args: &[u64], answered: &mut u64) -> R
     };
     let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
     loop {
-        match link.rx.pop(&mut buf) {
+        match link.rx.consumer().pop(&mut buf) {
             Ok(n) => {
                 let resp = buf
                     .get(..n)
@@ -221,7 +221,7 @@ pub fn cycle(
             pingpong::send(n, OP_PING, i)?;
         }
         if kind == Stray::RequestRingProducer {
-            want_word = n.link.as_ref().map_or(0, |l| l.tx.published());
+            want_word = n.link.as_mut().map_or(0, |l| l.tx.producer().published());
         }
     }
     let overall = tsc::deadline_after_us(starter.config.dead_ms * 1000 + CRASH_TIMEOUT_US);
