@@ -39,6 +39,9 @@ pub enum Fault {
     },
     /// A shared access fell outside the region: the layout no longer fits.
     OutOfBounds,
+    /// A ring descriptor in peer-writable memory no longer validates (found when
+    /// re-attaching to a ring the peer could have written).
+    BadDescriptor,
 }
 
 impl fmt::Display for Fault {
@@ -61,6 +64,11 @@ impl fmt::Display for Fault {
                 "peer wrote length {found} into message {position}, slot holds {capacity}"
             ),
             Fault::OutOfBounds => write!(f, "a shared access fell outside the region"),
+            Fault::BadDescriptor => write!(
+                f,
+                "a ring descriptor the peer can write no longer validates; fence the peer \
+                 and reset the ring"
+            ),
         }
     }
 }

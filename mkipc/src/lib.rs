@@ -5,6 +5,7 @@
 //!   code in the crate).
 //! * [`layout`] and [`header`]: the wire format and the region header.
 //! * [`spsc`]: the single-producer, single-consumer ring.
+//! * [`mpsc`]: fan-in of up to 64 producers into one consumer, one SPSC lane each.
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
@@ -25,6 +26,7 @@ mod fault;
 pub mod header;
 pub mod layout;
 mod message_type;
+pub mod mpsc;
 mod shm;
 pub mod spsc;
 mod sync;
