@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use ringbench::cli::{self, Command, Options, USAGE};
 use ringbench::clock::Clock;
+use ringbench::contenders::fan_in::{self, FAN_IN, PRODUCERS};
 use ringbench::contenders::{ALL, BATCH, LARGE, SMALL};
 use ringbench::harness::Cpus;
-use ringbench::report::{Entry, Report};
+use ringbench::report::{Entry, FanInEntry, Report};
 use ringbench::stats::{median, summarize};
 
 /// One contender's measurements across repetitions.
@@ -25,8 +26,21 @@ struct Series {
 
 fn measure(opts: &Options, cpus: Cpus, clock: &Clock) -> Report {
     let mut series: Vec<Series> = ALL.iter().map(|_| Series::default()).collect();
+    let mut fan_in_rates: Vec<Vec<f64>> = FAN_IN.iter().map(|_| Vec::new()).collect();
     let t0 = Instant::now();
     for rep in 0..opts.reps {
+        for (c, rates) in FAN_IN.iter().zip(fan_in_rates.iter_mut()) {
+            eprint!(
+                "\r[{:>5.1}s] rep {}/{}: fan-in {:<15}",
+                t0.elapsed().as_secs_f64(),
+                rep + 1,
+                opts.reps,
+                c.name
+            );
+            let t = (c.run)(Some(cpus), opts.stream_messages);
+            let secs = t.max(Duration::from_nanos(1)).as_secs_f64();
+            rates.push(opts.stream_messages as f64 / secs);
+        }
         for (c, s) in ALL.iter().zip(series.iter_mut()) {
             eprint!(
                 "\r[{:>5.1}s] rep {}/{}: {:<22}",
@@ -77,9 +91,31 @@ fn measure(opts: &Options, cpus: Cpus, clock: &Clock) -> Report {
             }
         })
         .collect();
+    let baseline = FAN_IN
+        .iter()
+        .position(|c| c.name == fan_in::BASELINE)
+        .expect("the fan-in baseline is listed");
+    let fan_in = FAN_IN
+        .iter()
+        .zip(&fan_in_rates)
+        .map(|(c, rates)| {
+            let ratios: Vec<f64> = rates
+                .iter()
+                .zip(&fan_in_rates[baseline])
+                .map(|(r, b)| r / b)
+                .collect();
+            FanInEntry {
+                name: c.name.to_string(),
+                producers: PRODUCERS,
+                msgs_per_s: median(rates),
+                ratio_to_baseline: median(&ratios),
+            }
+        })
+        .collect();
     Report {
         floor_rtt_ns: results[0].rtt_p50_ns,
         results,
+        fan_in,
     }
 }
 
@@ -115,6 +151,15 @@ fn main() -> ExitCode {
          msgs/s: median over repetitions of {} {LARGE}-byte messages streamed one way, \
          batches of {BATCH} where the API has them)",
         opts.stream_messages
+    );
+    println!(
+        "(fan-in: median over repetitions of {} {LARGE}-byte messages from {PRODUCERS} producer \
+         threads sharing CPU {} into one receiver on CPU {}; x baseline: median of the \
+         per-repetition ratio to {})",
+        opts.stream_messages,
+        cpus.server,
+        cpus.client,
+        fan_in::BASELINE
     );
     if let Some(path) = &opts.json
         && let Err(e) = std::fs::write(path, report.to_json())

@@ -25,6 +25,20 @@ pub struct Entry {
     pub throughput_msgs_per_s: Option<f64>,
 }
 
+/// One fan-in contender's throughput, measured in the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanInEntry {
+    /// Contender name.
+    pub name: String,
+    /// Producer threads feeding the one receiver.
+    pub producers: usize,
+    /// Median over repetitions of messages per second received.
+    pub msgs_per_s: f64,
+    /// Median over repetitions of this contender's rate / the baseline's rate in
+    /// the same repetition.
+    pub ratio_to_baseline: f64,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -32,6 +46,9 @@ pub struct Report {
     pub floor_rtt_ns: f64,
     /// Every contender, the floor first.
     pub results: Vec<Entry>,
+    /// Fan-in throughput (several producers, one receiver), baseline first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fan_in: Vec<FanInEntry>,
 }
 
 impl Report {
@@ -54,6 +71,22 @@ impl Report {
                 "{:<21} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>13}\n",
                 e.name, e.rtt_p50_ns, e.rtt_p99_ns, e.rtt_p999_ns, e.ratio_to_floor, tput
             ));
+        }
+        if let Some(first) = self.fan_in.first() {
+            out.push_str(&format!(
+                "\n{:<21} {:>13} {:>12}\n",
+                format!("fan-in ({}:1)", first.producers),
+                "msgs/s",
+                "x baseline"
+            ));
+            for e in &self.fan_in {
+                out.push_str(&format!(
+                    "{:<21} {:>13} {:>12.2}\n",
+                    e.name,
+                    format!("{:.3e}", e.msgs_per_s),
+                    e.ratio_to_baseline
+                ));
+            }
         }
         out
     }
@@ -153,6 +186,7 @@ mod tests {
                 entry("mkipc-spsc", 150.0, Some(2.5e7)),
                 entry("pipe", 4000.0, None),
             ],
+            fan_in: Vec::new(),
         }
     }
 
@@ -172,6 +206,29 @@ mod tests {
         assert_eq!(results[1]["throughput_msgs_per_s"], 2.5e7);
         assert!(results[0].get("throughput_msgs_per_s").is_none());
         assert!(results[2].get("throughput_msgs_per_s").is_none());
+    }
+
+    #[test]
+    fn fan_in_rows_follow_the_table_and_the_json() {
+        let mut r = sample();
+        r.fan_in = vec![FanInEntry {
+            name: "mkipc-mpsc".to_string(),
+            producers: 4,
+            msgs_per_s: 3.0e7,
+            ratio_to_baseline: 1.25,
+        }];
+        let t = r.table();
+        assert!(t.contains("fan-in (4:1)"));
+        assert!(t.lines().last().unwrap().starts_with("mkipc-mpsc"));
+        assert!(t.lines().last().unwrap().trim_end().ends_with("1.25"));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["fan_in"][0]["ratio_to_baseline"], 1.25);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&sample().to_json())
+                .unwrap()
+                .get("fan_in")
+                .is_none()
+        );
     }
 
     #[test]
