@@ -9,6 +9,7 @@
 //! * [`typed`]: typed and byte channels over the pool.
 //! * [`doorbell`]: waking a sleeping receiver only when it sleeps (need-wakeup
 //!   protocol, spin-then-sleep, blocking SPSC endpoints).
+//! * [`mpsc`]: fan-in of up to 64 producers into one consumer, one SPSC lane each.
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
@@ -30,6 +31,7 @@ mod fault;
 pub mod header;
 pub mod layout;
 mod message_type;
+pub mod mpsc;
 pub mod pool;
 mod shm;
 pub mod spsc;

@@ -13,9 +13,11 @@ pub mod bulk;
 pub mod bytestream;
 pub mod channel;
 pub mod eventfd;
+pub mod fan_in;
 pub mod floor;
 pub mod iceoryx2_pubsub;
 pub mod mkipc_doorbell;
+pub mod mkipc_mpsc;
 pub mod mkipc_spsc;
 pub mod pipe;
 pub mod rtrb_ring;
@@ -119,6 +121,11 @@ pub static ALL: &[Contender] = &[
         name: "mkipc-spsc",
         start: |cpus| harness::start_boxed(mkipc_spsc::pair(), cpus),
         stream: Some(|cpus, n| harness::stream(mkipc_spsc::stream_pair(), cpus, n)),
+    },
+    Contender {
+        name: "mkipc-mpsc",
+        start: |cpus| harness::start_boxed(mkipc_mpsc::pair(), cpus),
+        stream: Some(|cpus, n| harness::stream(mkipc_mpsc::stream_pair(), cpus, n)),
     },
     Contender {
         name: "rtrb",
