@@ -81,6 +81,16 @@ pub const POOL_BUFFERS: u32 = 8;
 /// Bytes per bulk pool buffer.
 pub const POOL_BUFFER_SIZE: u32 = 0x1_0000;
 
+/// Region offset of the MPSC fan-in channel (after the last pool): lane
+/// `n - 1` belongs to node n.
+pub const FANIN_OFFSET: u64 = POOL_BASE + (MAX_NODES as u64 - 1) * POOL_STRIDE;
+/// Room reserved for the fan-in channel.
+pub const FANIN_SIZE: u64 = 0x10_0000;
+/// Slots per fan-in lane.
+pub const FANIN_SLOTS: u32 = 64;
+/// Payload bytes per fan-in slot.
+pub const FANIN_SLOT_SIZE: u32 = 32;
+
 /// Region offset of node `node`'s bulk pool.
 pub fn pool_offset(node: u32) -> Option<u64> {
     if node == 0 || node as usize >= MAX_NODES {
@@ -271,6 +281,8 @@ mod tests {
         assert!(last_pool + POOL_STRIDE <= RING_REGION_SIZE);
         assert_eq!(pool_offset(0), None);
         assert_eq!(pool_offset(MAX_NODES as u32), None);
+        assert!(last_pool + POOL_STRIDE <= FANIN_OFFSET);
+        const { assert!(FANIN_OFFSET + FANIN_SIZE <= RING_REGION_SIZE) };
         let pool_bytes = u64::from(POOL_BUFFERS) * u64::from(POOL_BUFFER_SIZE);
         assert!(pool_bytes < POOL_STRIDE, "buffers leave room for the rings");
         const { assert!(SHARED_PHYS + SHARED_SIZE <= SECONDARY_PHYS) };

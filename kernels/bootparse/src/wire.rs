@@ -23,6 +23,10 @@ pub const OP_CHECKSUM: u64 = 5;
 /// filled by [`BulkWriter`]; answer with the fold of the messages'
 /// checksums ([`bulk_fold`]), or [`BULK_FAILED`] if the node gave up.
 pub const OP_BULK: u64 = 6;
+/// Request (no answer on the response ring): push `arg` [`FanIn`]
+/// messages into the node's lane of the MPSC fan-in channel, continuing its
+/// lane sequence.
+pub const OP_FANIN: u64 = 7;
 /// Feature bit: the image answers [`OP_CHECKSUM`].
 pub const FEATURE_CHECKSUM: u64 = 1 << 0;
 /// Every feature bit this version of the protocol defines.
@@ -177,6 +181,66 @@ impl BulkCheck {
     }
 }
 
+/// Encoded [`FanIn`] size.
+pub const FANIN_LEN: usize = 32;
+
+/// One fan-in message: who sent it, in which lane epoch, its place in the
+/// lane's sequence and a value derived from all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanIn {
+    /// Sending node id.
+    pub node: u64,
+    /// Lane epoch the node attached in.
+    pub epoch: u64,
+    /// Sequence number within the lane epoch, from 0.
+    pub seq: u64,
+    /// [`fanin_value`] of the three.
+    pub val: u64,
+}
+
+/// The value a fan-in message carries.
+pub const fn fanin_value(node: u64, epoch: u64, seq: u64) -> u64 {
+    ping_answer(node ^ epoch << 32, seq)
+}
+
+impl FanIn {
+    /// Message `seq` of `node` in lane epoch `epoch`.
+    pub const fn new(node: u64, epoch: u64, seq: u64) -> FanIn {
+        FanIn {
+            node,
+            epoch,
+            seq,
+            val: fanin_value(node, epoch, seq),
+        }
+    }
+
+    /// Encodes the message.
+    pub fn encode(&self) -> [u8; FANIN_LEN] {
+        let mut b = [0u8; FANIN_LEN];
+        for (i, w) in [self.node, self.epoch, self.seq, self.val]
+            .iter()
+            .enumerate()
+        {
+            let _ = put(&mut b, i * 8, &w.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decodes a received message (the value is not checked here).
+    pub fn decode(b: &[u8]) -> Result<FanIn, WireError> {
+        if b.len() != FANIN_LEN {
+            return Err(WireError::BadLength(b.len()));
+        }
+        let w = |o| u64_at(b, o).ok_or(WireError::BadLength(b.len()));
+        Ok(FanIn {
+            node: w(0)?,
+            epoch: w(8)?,
+            seq: w(16)?,
+            val: w(24)?,
+        })
+    }
+}
+
 /// Encoded request size.
 pub const REQUEST_LEN: usize = 24;
 /// Encoded response size.
@@ -312,6 +376,15 @@ mod tests {
         let c = short.iter().fold(BulkCheck::new(), |c, &w| c.push(w));
         assert_eq!(c.finish(7, 3), Err(BulkError::TooShort(1)));
         assert_eq!(BulkCheck::new().finish(7, 3), Err(BulkError::TooShort(0)));
+    }
+
+    #[test]
+    fn fanin_round_trips_and_values_differ() {
+        let m = FanIn::new(3, 1, 42);
+        assert_eq!(FanIn::decode(&m.encode()), Ok(m));
+        assert_ne!(fanin_value(3, 1, 42), fanin_value(3, 2, 42));
+        assert_ne!(fanin_value(3, 1, 42), fanin_value(2, 1, 42));
+        assert_eq!(FanIn::decode(&[0; 31]), Err(WireError::BadLength(31)));
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub enum Error {
     /// After a crash, the buffers in flight do not add up: (node, sent,
     /// reclaimed).
     Reclaim(u32, u64, u64),
+    /// The MPSC fan-in channel could not be created.
+    FanInSetup(mkipc::mpsc::ChannelError),
+    /// Receiving from the fan-in channel failed (a lane broken).
+    FanIn(mkipc::mpsc::RecvError),
+    /// Fencing or resetting a fan-in lane failed.
+    FanInLane(mkipc::mpsc::LaneError),
+    /// A fan-in message failed its check: (node, expected sequence, why).
+    FanInMessage(u64, u64, &'static str),
 }
 
 impl core::fmt::Display for Error {
@@ -165,6 +173,12 @@ impl core::fmt::Display for Error {
                 f,
                 "node {n}: answered bulk checksum {got:#x}, kernel0 verified {want:#x}"
             ),
+            Error::FanInSetup(e) => write!(f, "fan-in channel set-up: {e}"),
+            Error::FanIn(e) => write!(f, "fan-in channel: {e}"),
+            Error::FanInLane(e) => write!(f, "fan-in lane recovery: {e}"),
+            Error::FanInMessage(n, seq, why) => {
+                write!(f, "node {n}: fan-in message {seq}: {why}")
+            }
             Error::Reclaim(n, sent, got) => write!(
                 f,
                 "node {n}: {sent} bulk buffers were in flight at the crash, {got} reclaimed"

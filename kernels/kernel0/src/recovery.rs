@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::nodes::{Node, Starter, fence};
 use crate::pingpong::{self, Mode};
 use bootparse::layout::{self, control as c};
-use bootparse::wire::{OP_CRASH, OP_OVERFLOW, OP_PING, Response, ping_answer};
+use bootparse::wire::{OP_CRASH, OP_FANIN, OP_OVERFLOW, OP_PING, Response, ping_answer};
 use core::sync::atomic::Ordering;
 use mkipc::spsc::ConsumeError;
 use platform::{console, cpu, tsc, wait};
@@ -132,7 +132,21 @@ pub struct Cycle {
     pub epoch: u64,
     /// Bulk buffers the dead node had lent, accounted for after the fence.
     pub reclaimed: crate::bulk::Reclaimed,
+    /// Fan-in messages the node sent before the crash command (all
+    /// delivered in sequence).
+    pub fanin_before: u64,
+    /// Of those, delivered after the fence (the drain).
+    pub fanin_drained: u64,
+    /// Lane epoch after the reset.
+    pub fanin_epoch: u64,
+    /// Fan-in messages from the other nodes verified while it was down.
+    pub fanin_others: u64,
 }
+
+/// Fan-in messages the target sends just before its crash command.
+pub const FANIN_BEFORE_CRASH: u64 = 16;
+/// Fan-in burst asked of each other node per round while one is down.
+const FANIN_WHILE_DOWN: u64 = 8;
 
 fn read_word(kernel0_addr: u64) -> u64 {
     if kernel0_addr == 0 {
@@ -185,6 +199,7 @@ pub fn cycle(
     nodes: &mut [Node],
     target: usize,
     kind: Stray,
+    fanin: &mut crate::fanin::FanIn,
 ) -> Result<Cycle, Error> {
     let ctl = &starter.ctl;
     let id = nodes.get(target).map(|n| n.id).ok_or(Error::NoSecondary)?;
@@ -203,9 +218,12 @@ pub fn cycle(
     };
     let t0 = cpu::rdtsc();
     let first_seq;
+    let fanin_expected = fanin.next_of(id) + FANIN_BEFORE_CRASH;
+    let fanin_verified_before = fanin.verified;
     {
         let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         pingpong::set_mode(ctl, n, Mode::Poll);
+        pingpong::send(n, OP_FANIN, FANIN_BEFORE_CRASH)?;
         first_seq = n.seq + 1;
         for (i, a) in args.iter_mut().enumerate() {
             *a = t0.rotate_left(i as u32 * 9) ^ 0xa5a5;
@@ -236,11 +254,13 @@ pub fn cycle(
             if i == target {
                 drain(n, first_seq, &args, &mut answered)?;
             } else {
+                pingpong::send(n, OP_FANIN, FANIN_WHILE_DOWN)?;
                 arg = arg.rotate_left(7) ^ 0x5555;
                 pingpong::ping(n, Mode::Ipi, arg)?;
                 others += 1;
             }
         }
+        fanin.pump()?;
         if nodes.len() == 1 {
             // Nobody else to serve: sleep a millisecond between looks.
             wait::until(tsc::deadline_after_us(1_000), || false);
@@ -276,6 +296,8 @@ pub fn cycle(
     // formats a fresh pool under the new epoch.
     let mut old_pool = node.pool.take().ok_or(Error::NoLink(id))?;
     let reclaimed = crate::bulk::reclaim(id, &mut old_pool, in_flight)?;
+    let (fanin_drained, fanin_epoch) = fanin.recover(id, fanin_expected)?;
+    let fanin_others = fanin.verified - fanin_verified_before - FANIN_BEFORE_CRASH;
     if console::release_if_held_by(id) {
         platform::println!("node {id} died holding the console lock; released");
     }
@@ -315,5 +337,9 @@ pub fn cycle(
         restart_us: started.ready_us,
         epoch: node.epoch,
         reclaimed,
+        fanin_before: FANIN_BEFORE_CRASH,
+        fanin_drained,
+        fanin_epoch,
+        fanin_others,
     })
 }

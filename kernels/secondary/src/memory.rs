@@ -32,7 +32,7 @@ pub struct Grant {
 }
 
 /// Most grants a node holds.
-pub const MAX_GRANTS: usize = 20;
+pub const MAX_GRANTS: usize = 24;
 
 /// The node's bulk pool as its grants need it: where the descriptor,
 /// the two rings and the buffers lie.
@@ -43,6 +43,11 @@ pub struct PoolShape {
     pub submit: RingLayout,
     /// Its completion ring (the node consumes).
     pub completion: RingLayout,
+    /// The fan-in channel's descriptor and consumer control words (read
+    /// only) and this node's lane ring.
+    pub fanin_head: core::ops::Range<usize>,
+    /// This node's lane of the fan-in channel.
+    pub fanin_lane: RingLayout,
 }
 
 /// Collects grants into a fixed array.
@@ -88,7 +93,9 @@ impl Grants {
 /// page writable, its command page and the mkipc header read-only, in each
 /// of its rings only its own section writable, and of its bulk pool the
 /// descriptor read-only (kernel0 formats it), its own ring sections and
-/// the buffers writable.
+/// the buffers writable; of the MPSC fan-in channel the descriptor and the
+/// consumer's control words read-only and only its own lane (producer
+/// section writable), no other node's lane.
 pub fn grants(
     p: &BootParams,
     request: &RingLayout,
@@ -126,6 +133,13 @@ pub fn grants(
         (buffers.end - buffers.start) as u64,
         true,
     );
+    let head = &pool.fanin_head;
+    g.push(
+        base + head.start as u64,
+        (head.end - head.start) as u64,
+        false,
+    );
+    g.ring(&pool.fanin_lane, false);
     g.all
 }
 

@@ -9,13 +9,14 @@
 use bootparse::bootparams::BootParams;
 use bootparse::layout::{self, control as c};
 use bootparse::wire::{
-    FEATURE_CHECKSUM, OP_BULK, OP_CHECKSUM, OP_CRASH, OP_FLOOR, OP_OVERFLOW, OP_PING, Request,
-    Response, checksum, ping_answer,
+    FEATURE_CHECKSUM, FanIn, OP_BULK, OP_CHECKSUM, OP_CRASH, OP_FANIN, OP_FLOOR, OP_OVERFLOW,
+    OP_PING, Request, Response, checksum, ping_answer,
 };
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 use mkipc::Region;
 use mkipc::doorbell::{BlockingConsumer, NotifyingProducer, RecvError, SendError, SpinPolicy};
+use mkipc::mpsc;
 use mkipc::pool::PoolSender;
 use mkipc::spsc::{ConsumeError, RingLayout};
 use platform::control::Control;
@@ -54,6 +55,10 @@ pub struct Link {
     pub tx: NotifyingProducer<IpiDoorbell>,
     /// Sending end of the node's bulk pool.
     pub pool: PoolSender,
+    /// This node's producer lane of the MPSC fan-in channel.
+    pub fanin: mpsc::Producer,
+    /// Next fan-in sequence number in the lane's epoch.
+    pub fanin_seq: u64,
 }
 
 /// Attaches to the mkipc region kernel0 formatted, to this node's rings and
@@ -93,14 +98,33 @@ pub fn connect(p: &BootParams) -> Result<(Link, crate::memory::PoolShape), &'sta
             return Err("bulk pool");
         }
     };
+    let lane = p.node_id as usize - 1;
+    let fanin = match mpsc::Producer::attach(region.clone(), layout::FANIN_OFFSET as usize, lane) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("fan-in lane {lane} refused: {e}");
+            return Err("fan-in lane");
+        }
+    };
     let shape = crate::memory::PoolShape {
         layout: *pool.layout(),
         submit: RingLayout::read(&region, pool.layout().submit_ring())
             .map_err(|_| "pool submission ring")?,
         completion: RingLayout::read(&region, pool.layout().completion_ring())
             .map_err(|_| "pool completion ring")?,
+        fanin_head: fanin.channel().offset()..fanin.channel().control_section().end,
+        fanin_lane: *fanin.lane_layout(),
     };
-    Ok((Link { rx, tx, pool }, shape))
+    Ok((
+        Link {
+            rx,
+            tx,
+            pool,
+            fanin,
+            fanin_seq: 0,
+        },
+        shape,
+    ))
 }
 
 /// Serves requests for ever. Stops (halts, so kernel0 sees the heartbeat
@@ -192,6 +216,7 @@ fn handle(node: &Node, link: &mut Link, req: Request) {
             let val = crate::bulk::send(node.ctl, me, &mut link.pool, req.arg);
             answer(node, link, req.seq, val)
         }
+        OP_FANIN => fan_in(node, link, req.arg),
         OP_CRASH => stray_write(req.arg),
         OP_OVERFLOW => {
             println!("recursing until the stack hits its guard page, as asked");
@@ -200,6 +225,34 @@ fn handle(node: &Node, link: &mut Link, req: Request) {
             cpu::halt_forever()
         }
         op => println!("unknown request {op} (seq {}); ignored", req.seq),
+    }
+}
+
+/// Longest wait for room in the fan-in lane.
+const FANIN_FULL_TIMEOUT_US: u64 = 500_000;
+
+/// Pushes `count` sequenced messages into this node's fan-in lane, waiting
+/// (bounded, heartbeat going) while the lane is full.
+fn fan_in(node: &Node, link: &mut Link, count: u64) {
+    let mut next_beat = 0;
+    let epoch = link.fanin.epoch();
+    for _ in 0..count {
+        let msg = FanIn::new(u64::from(node.me), epoch, link.fanin_seq).encode();
+        let deadline = tsc::deadline_after_us(FANIN_FULL_TIMEOUT_US);
+        loop {
+            match link.fanin.push(&msg) {
+                Ok(()) => break,
+                Err(mkipc::spsc::ProduceError::Full) if !tsc::passed(deadline) => {
+                    next_beat = beat_if_due(node.ctl, node.me, next_beat);
+                    cpu::pause();
+                }
+                Err(e) => {
+                    println!("fan-in lane: {e}; burst abandoned");
+                    return;
+                }
+            }
+        }
+        link.fanin_seq += 1;
     }
 }
 
