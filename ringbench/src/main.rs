@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! cargo run --release -p ringbench -- [--quick] [--reps N] [--json PATH] [--plot PATH.svg]
+//! cargo run --release -p ringbench -- --cross-process [--quick] [--json PATH]
 //! ```
+//!
+//! `--serve NAME` (hidden) is the server side of `--cross-process`, run in the child.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 use ringbench::cli::{self, Command, Options, USAGE};
 use ringbench::clock::Clock;
 use ringbench::contenders::{ALL, BATCH, Contender, LARGE, SMALL};
+use ringbench::cross_process;
 use ringbench::harness::Cpus;
 use ringbench::report::{Entry, Report};
 use ringbench::stats::{median, summarize};
@@ -105,7 +109,11 @@ fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock)
 }
 
 fn main() -> ExitCode {
-    let opts = match cli::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(cross_process::SERVE_FLAG) {
+        return cross_process::serve::main(&args[1..]);
+    }
+    let opts = match cli::parse(args) {
         Ok(Command::Run(o)) => o,
         Ok(Command::Help) => {
             println!("{USAGE}");
@@ -123,6 +131,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.cross_process {
+        return cross_process::run::main(&opts, cpus);
+    }
     let contenders = match chosen(&opts) {
         Ok(c) => c,
         Err(e) => {
