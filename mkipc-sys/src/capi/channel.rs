@@ -6,7 +6,7 @@
 use mkipc::pool::{PoolGeometry, RecvError};
 use mkipc::typed::{ByteReceiver, ByteSender, create_bytes};
 
-use super::handle::{self, fits};
+use super::handle::{self, RECEIVER, SENDER, fits};
 use super::hooks::MkipcHooks;
 use super::region::{MkipcRegion, region_ref};
 use super::ring::MKIPC_LAYOUT_COMPACT;
@@ -14,13 +14,13 @@ use super::status::{Result, Status};
 use super::{bytes, bytes_mut, guard, put};
 
 /// The sending end of a byte channel (opaque; zero-initialise before attaching).
-#[repr(C, align(8))]
+#[repr(C)]
 pub struct MkipcSender {
     opaque: [u64; 160],
 }
 
 /// The receiving end of a byte channel (opaque; zero-initialise before attaching).
-#[repr(C, align(8))]
+#[repr(C)]
 pub struct MkipcReceiver {
     opaque: [u64; 160],
 }
@@ -67,8 +67,6 @@ struct ReceiverHandle {
     hooks: MkipcHooks,
 }
 
-const SENDER: u64 = u64::from_le_bytes(*b"mkSENDER");
-const RECEIVER: u64 = u64::from_le_bytes(*b"mkRECEIV");
 const _: () = assert!(fits::<MkipcSender, SenderHandle>());
 const _: () = assert!(fits::<MkipcReceiver, ReceiverHandle>());
 

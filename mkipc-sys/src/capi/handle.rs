@@ -1,7 +1,7 @@
 //! Handle storage owned by the caller.
 //!
 //! A kernel has no allocator, so every handle lives in memory the caller provides:
-//! an opaque, 8-byte aligned struct of fixed size declared in `mkipc.h`
+//! an opaque struct of `u64` words (so 8-byte aligned) of fixed size declared in `mkipc.h`
 //! (`mkipc_region`, `mkipc_producer`, ...). Its first word is a magic naming the
 //! kind of handle while it is open, and 0 once closed; the rest holds the Rust
 //! endpoint. Every call checks the pointer (null, alignment) and the magic, so a
@@ -14,6 +14,19 @@
 use core::mem::{MaybeUninit, align_of, size_of};
 
 use super::status::{Result, Status};
+
+/// Magic of an open `mkipc_region`.
+pub(crate) const REGION: u64 = u64::from_le_bytes(*b"mkREGION");
+/// Magic of an open `mkipc_producer`.
+pub(crate) const PRODUCER: u64 = u64::from_le_bytes(*b"mkPRODCR");
+/// Magic of an open `mkipc_consumer`.
+pub(crate) const CONSUMER: u64 = u64::from_le_bytes(*b"mkCONSMR");
+/// Magic of an open `mkipc_sender`.
+pub(crate) const SENDER: u64 = u64::from_le_bytes(*b"mkSENDER");
+/// Magic of an open `mkipc_receiver`.
+pub(crate) const RECEIVER: u64 = u64::from_le_bytes(*b"mkRECEIV");
+/// Every kind: opening into storage that holds any open handle is refused.
+const KINDS: [u64; 5] = [REGION, PRODUCER, CONSUMER, SENDER, RECEIVER];
 
 /// The layout inside a handle's storage.
 #[repr(C)]
@@ -59,9 +72,10 @@ pub(crate) unsafe fn open<S, T>(storage: *mut S, magic: u64, value: T) -> Result
     checked(storage)?;
     debug_assert!(fits::<S, T>());
     // SAFETY: checked non-null and aligned; readable by the contract.
-    if unsafe { magic_of(storage) } == magic {
+    if KINDS.contains(&unsafe { magic_of(storage) }) {
         return Err(Status::InUse);
     }
+    debug_assert!(KINDS.contains(&magic));
     let slot = storage.cast::<Slot<T>>();
     // SAFETY: `Slot<T>` fits `S` in size and alignment (asserted at compile time
     // for every handle kind), so the write stays inside the caller's storage.

@@ -34,6 +34,25 @@ pub mod panic;
 
 pub use status::Status;
 
+/// What a C kernel may install to hear about an mkipc panic (a bug): it gets a
+/// fixed NUL-terminated message and should not return (it may log and halt).
+#[cfg(all(feature = "panic-handler", not(feature = "std"), target_os = "none"))]
+pub type MkipcPanicHook = unsafe extern "C" fn(message: *const core::ffi::c_char);
+
+/// Installs the function called when mkipc panics (a bug in mkipc; no status
+/// path can reach it). NULL removes it. Only in bare-metal builds with the
+/// `panic-handler` feature.
+#[cfg(all(feature = "panic-handler", not(feature = "std"), target_os = "none"))]
+#[unsafe(no_mangle)]
+pub extern "C" fn mkipc_set_panic_hook(
+    hook: Option<unsafe extern "C" fn(message: *const core::ffi::c_char)>,
+) {
+    let raw = hook.map_or(core::ptr::null_mut(), |f| f as *mut ());
+    // Release: pairs with the Acquire load in the panic handler, so a panicking CPU sees
+    // the hook fully installed.
+    panic::PANIC_HOOK.store(raw, core::sync::atomic::Ordering::Release);
+}
+
 /// Runs an ABI function body and returns its status code, turning a panic into
 /// `MKIPC_STATUS_INTERNAL` where `std` can catch it. Without `std` nothing can
 /// unwind: the bare-metal panic strategy is abort, through the platform's (or the

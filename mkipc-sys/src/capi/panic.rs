@@ -4,28 +4,12 @@
 //! `mkipc-sys` as an rlib has one already, so it stays behind a feature. No panic
 //! is reachable from the ABI functions (every failure is a status), so this is a
 //! last resort: it calls the hook a C kernel installed with
-//! `mkipc_set_panic_hook`, if any, and then halts this CPU in a spin loop.
+//! `super::mkipc_set_panic_hook`, if any, and then halts this CPU in a spin loop.
 
-use core::ffi::c_char;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// The installed hook as a data pointer (null: none).
-static PANIC_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
-
-/// What a C kernel may install to hear about an mkipc panic (a bug): it gets a
-/// fixed NUL-terminated message and should not return (it may log and halt).
-pub type MkipcPanicHook = unsafe extern "C" fn(message: *const c_char);
-
-/// Installs the function called when mkipc panics (a bug in mkipc; no status
-/// path can reach it). NULL removes it. Only in bare-metal builds with the
-/// `panic-handler` feature.
-#[unsafe(no_mangle)]
-pub extern "C" fn mkipc_set_panic_hook(hook: Option<MkipcPanicHook>) {
-    let raw = hook.map_or(core::ptr::null_mut(), |f| f as *mut ());
-    // Release: pairs with the Acquire load in `panic`, so a panicking CPU sees
-    // the hook fully installed.
-    PANIC_HOOK.store(raw, Ordering::Release);
-}
+pub(crate) static PANIC_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
@@ -34,7 +18,7 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     if !raw.is_null() {
         // SAFETY: only `mkipc_set_panic_hook` stores non-null values, each made
         // from a `MkipcPanicHook`, so transmuting back gives that function.
-        let hook = unsafe { core::mem::transmute::<*mut (), MkipcPanicHook>(raw) };
+        let hook = unsafe { core::mem::transmute::<*mut (), super::MkipcPanicHook>(raw) };
         // SAFETY: the kernel installed a callable hook; the message is static.
         unsafe { hook(c"mkipc panicked (a bug in mkipc)".as_ptr()) };
     }

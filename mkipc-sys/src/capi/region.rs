@@ -5,7 +5,7 @@ use core::ffi::{c_char, c_void};
 use mkipc::Region;
 use mkipc::header::{read_header, write_header};
 
-use super::handle::{self, fits};
+use super::handle::{self, REGION, fits};
 use super::status::{Result, Status};
 use super::{guard, put};
 
@@ -26,12 +26,11 @@ const _: () = assert!(mkipc::layout::PAGE == MKIPC_SECTION_ALIGN);
 const _: () = assert!(size_of::<mkipc::layout::RegionHeader>() == MKIPC_HEADER_SIZE);
 
 /// A shared-memory region (opaque; zero-initialise before opening).
-#[repr(C, align(8))]
+#[repr(C)]
 pub struct MkipcRegion {
     opaque: [u64; 8],
 }
 
-const REGION: u64 = u64::from_le_bytes(*b"mkREGION");
 const _: () = assert!(fits::<MkipcRegion, Region>());
 
 /// The open region in `region`.

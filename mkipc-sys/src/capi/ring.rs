@@ -2,7 +2,7 @@
 
 use mkipc::spsc::{ConsumeError, Consumer, Geometry, Producer, RingLayout};
 
-use super::handle::{self, fits};
+use super::handle::{self, CONSUMER, PRODUCER, fits};
 use super::hooks::MkipcHooks;
 use super::region::{MkipcRegion, region_ref};
 use super::status::{Result, Status};
@@ -16,13 +16,13 @@ pub const MKIPC_LAYOUT_DENSE: u32 = 1;
 pub const MKIPC_LAYOUT_COMPACT: u32 = 2;
 
 /// The producing end of an SPSC ring (opaque; zero-initialise before attaching).
-#[repr(C, align(8))]
+#[repr(C)]
 pub struct MkipcProducer {
     opaque: [u64; 32],
 }
 
 /// The consuming end of an SPSC ring (opaque; zero-initialise before attaching).
-#[repr(C, align(8))]
+#[repr(C)]
 pub struct MkipcConsumer {
     opaque: [u64; 32],
 }
@@ -37,8 +37,6 @@ struct ConsumerHandle {
     hooks: MkipcHooks,
 }
 
-const PRODUCER: u64 = u64::from_le_bytes(*b"mkPRODCR");
-const CONSUMER: u64 = u64::from_le_bytes(*b"mkCONSMR");
 const _: () = assert!(fits::<MkipcProducer, ProducerHandle>());
 const _: () = assert!(fits::<MkipcConsumer, ConsumerHandle>());
 
