@@ -66,6 +66,9 @@ pub enum Fault {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A ring descriptor in peer-writable memory no longer validates (found when
+    /// re-attaching to a ring the peer could have written).
+    BadDescriptor,
 }
 
 impl fmt::Display for Fault {
@@ -112,6 +115,11 @@ impl fmt::Display for Fault {
                     "peer wrote a malformed pool record at {position}: {reason}"
                 )
             }
+            Fault::BadDescriptor => write!(
+                f,
+                "a ring descriptor the peer can write no longer validates; fence the peer \
+                 and reset the ring"
+            ),
         }
     }
 }

@@ -32,6 +32,12 @@ pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"MKIPCRGN");
 /// `"MKIPCSPS"` read as a little-endian word: an SPSC ring descriptor's magic.
 pub const SPSC_MAGIC: u64 = u64::from_le_bytes(*b"MKIPCSPS");
 
+/// `"MKIPCMPS"` read as a little-endian word: an MPSC channel descriptor's magic.
+pub const MPSC_MAGIC: u64 = u64::from_le_bytes(*b"MKIPCMPS");
+
+/// Most producer lanes one MPSC channel may have (one bit each in a `u64` mask).
+pub const MAX_LANES: usize = 64;
+
 /// Header at offset 0 of every region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
@@ -166,6 +172,54 @@ pub struct ConsumerControl {
     pub reserved: [U64; 13],
 }
 
+/// Set-up record at the start of every MPSC channel, written once by the creator.
+///
+/// The channel is `lane_count` SPSC rings (lanes) of one geometry, one per producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct MpscDescriptor {
+    /// [`MPSC_MAGIC`]; written last.
+    pub magic: U64,
+    /// Number of producer lanes, 1 ..= [`MAX_LANES`].
+    pub lane_count: U32,
+    /// Alignment of the channel's and every lane's sections in bytes.
+    pub section_align: U32,
+    /// Slots per lane (a power of two).
+    pub slot_count: U32,
+    /// Payload capacity of one slot in bytes.
+    pub slot_size: U32,
+    /// Offset of the consumer's [`MpscControl`] from the channel start.
+    pub control_offset: U64,
+    /// Offset of lane 0 from the channel start.
+    pub lanes_offset: U64,
+    /// Distance between lanes in bytes (one SPSC ring's size).
+    pub lane_stride: U64,
+    /// Total size of the channel in bytes.
+    pub channel_size: U64,
+    /// Zero; room for later fields.
+    pub reserved: [U64; 9],
+}
+
+/// Words the MPSC consumer writes: one line of channel-wide words, then one
+/// state word per lane. Producers only read them.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct MpscControl {
+    /// Non-zero while the consumer is about to sleep and wants a doorbell from
+    /// whichever producer publishes next (one word for the whole channel).
+    pub need_wakeup: U64,
+    /// Faults the consumer detected in producer-written words, all lanes.
+    pub faults: U64,
+    /// Bit `i` set: lane `i` is latched faulted.
+    pub faulted_lanes: U64,
+    /// Zero; pads the line.
+    pub reserved: [U64; 13],
+    /// Per lane: `epoch << 1 | open`. A producer may attach only to an open lane;
+    /// the consumer closes a lane when its producer is fenced and reopens it
+    /// under the next epoch after a reset.
+    pub lane_state: [U64; MAX_LANES],
+}
+
 /// Header of every slot, in the same cache line as the start of its payload.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
@@ -243,6 +297,21 @@ const _: () = {
     assert!(offset_of!(PoolRecord, offset) == 0);
     assert!(offset_of!(PoolRecord, len) == 8);
     assert!(offset_of!(PoolRecord, flags) == 12);
+    assert!(size_of::<MpscDescriptor>() == CACHE_LINE);
+    assert!(offset_of!(MpscDescriptor, lane_count) == 8);
+    assert!(offset_of!(MpscDescriptor, section_align) == 12);
+    assert!(offset_of!(MpscDescriptor, slot_count) == 16);
+    assert!(offset_of!(MpscDescriptor, slot_size) == 20);
+    assert!(offset_of!(MpscDescriptor, control_offset) == 24);
+    assert!(offset_of!(MpscDescriptor, lanes_offset) == 32);
+    assert!(offset_of!(MpscDescriptor, lane_stride) == 40);
+    assert!(offset_of!(MpscDescriptor, channel_size) == 48);
+
+    assert!(size_of::<MpscControl>() == CACHE_LINE + 8 * MAX_LANES);
+    assert!(offset_of!(MpscControl, need_wakeup) == 0);
+    assert!(offset_of!(MpscControl, faults) == 8);
+    assert!(offset_of!(MpscControl, faulted_lanes) == 16);
+    assert!(offset_of!(MpscControl, lane_state) == CACHE_LINE);
 };
 
 /// Folds bytes into a 64-bit FNV-1a hash (usable in constants).
@@ -296,6 +365,11 @@ layout_fields! {
                      completion_offset: U64, buffers_offset: U64, pool_size: U64,
                      message_type: [U64; 2], reserved: [U64; 6] }
     PoolRecord { offset: U64, len: U32, flags: U32 }
+    MpscDescriptor { magic: U64, lane_count: U32, section_align: U32, slot_count: U32,
+                     slot_size: U32, control_offset: U64, lanes_offset: U64,
+                     lane_stride: U64, channel_size: U64, reserved: [U64; 9] }
+    MpscControl { need_wakeup: U64, faults: U64, faulted_lanes: U64, reserved: [U64; 13],
+                  lane_state: [U64; MAX_LANES] }
 }
 
 /// Hash of the whole wire layout; two builds connect only when theirs are equal.
@@ -322,5 +396,6 @@ mod tests {
         assert_eq!(&REGION_MAGIC.to_le_bytes(), b"MKIPCRGN");
         assert_eq!(&SPSC_MAGIC.to_le_bytes(), b"MKIPCSPS");
         assert_eq!(&POOL_MAGIC.to_le_bytes(), b"MKIPCPOL");
+        assert_eq!(&MPSC_MAGIC.to_le_bytes(), b"MKIPCMPS");
     }
 }

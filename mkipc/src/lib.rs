@@ -7,6 +7,9 @@
 //! * [`spsc`]: the single-producer, single-consumer ring.
 //! * [`pool`]: the zero-copy buffer pool for large payloads.
 //! * [`typed`]: typed and byte channels over the pool.
+//! * [`doorbell`]: waking a sleeping receiver only when it sleeps (need-wakeup
+//!   protocol, spin-then-sleep, blocking SPSC endpoints).
+//! * [`mpsc`]: fan-in of up to 64 producers into one consumer, one SPSC lane each.
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
@@ -23,10 +26,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod doorbell;
 mod fault;
 pub mod header;
 pub mod layout;
 mod message_type;
+pub mod mpsc;
 pub mod pool;
 mod shm;
 pub mod spsc;

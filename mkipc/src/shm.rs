@@ -229,6 +229,34 @@ impl Region {
         Ok(u64::from_le(self.word(offset)?.swap(value.to_le(), order)))
     }
 
+    /// Atomically adds `value` (wrapping) to the word at `offset`, returning the
+    /// old value.
+    #[inline]
+    pub fn fetch_add(
+        &self,
+        offset: usize,
+        value: u64,
+        order: Ordering,
+    ) -> Result<u64, AccessError> {
+        let word = self.word(offset)?;
+        #[cfg(target_endian = "little")]
+        let old = word.fetch_add(value, order);
+        // Big-endian hosts hold the word byte-swapped: add in a CAS loop. It may
+        // retry while a peer keeps changing the word, never otherwise.
+        #[cfg(target_endian = "big")]
+        let old = {
+            let mut current = word.load(Ordering::Relaxed);
+            loop {
+                let new = u64::from_le(current).wrapping_add(value).to_le();
+                match word.compare_exchange_weak(current, new, order, Ordering::Relaxed) {
+                    Ok(old) => break old,
+                    Err(actual) => current = actual,
+                }
+            }
+        };
+        Ok(u64::from_le(old))
+    }
+
     /// Atomic compare-and-exchange of the word at `offset`.
     ///
     /// `Ok(previous)` on success, `Ok(Err(actual))` when the word held another value.
@@ -246,6 +274,14 @@ impl Region {
             .compare_exchange(current.to_le(), new.to_le(), success, failure)
             .map(u64::from_le)
             .map_err(u64::from_le))
+    }
+
+    /// Address of the word at `offset`, for kernel wait primitives that sleep on a
+    /// word's value (a Linux futex). Checked like every access; never dereferenced
+    /// here, so no reference into the region is formed.
+    #[inline]
+    pub fn word_address(&self, offset: usize) -> Result<*const u8, AccessError> {
+        Ok(core::ptr::from_ref(self.word(offset)?).cast::<u8>())
     }
 
     /// Copies `dst.len()` bytes starting at `offset` out of the region.
@@ -486,6 +522,19 @@ mod tests {
         let mut b = [0u8; 8];
         r.copy_out(8, &mut b).unwrap();
         assert_eq!(b, [8, 7, 6, 5, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn fetch_add_wraps_and_word_address_is_checked() {
+        let r = Region::new_heap(64);
+        r.store(16, u64::MAX, Ordering::Relaxed).unwrap();
+        assert_eq!(r.fetch_add(16, 2, Ordering::Relaxed).unwrap(), u64::MAX);
+        assert_eq!(r.load(16, Ordering::Relaxed).unwrap(), 1);
+        assert!(r.fetch_add(64, 1, Ordering::Relaxed).is_err());
+        let base = r.word_address(0).unwrap();
+        assert_eq!(r.word_address(16).unwrap().addr() - base.addr(), 16);
+        assert!(r.word_address(60).is_err());
+        assert!(r.word_address(4).is_err());
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn start_boxed<C: Client + 'static, S: Server>(
 }
 
 /// Messages streamed before the clock starts (caches and the sender's core warm).
-const STREAM_WARMUP: u64 = 10_000;
+pub const STREAM_WARMUP: u64 = 10_000;
 
 /// Streams `n` messages from a sender thread (on `cpus.server`) to the calling
 /// thread (on `cpus.client`) and returns the receiver's wall time for them.

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use ringbench::cli::{self, Command, Options, USAGE};
 use ringbench::clock::Clock;
 use ringbench::contenders::bulk::{self, BULK};
+use ringbench::contenders::fan_in::{self, FAN_IN, PRODUCERS};
 use ringbench::contenders::{ALL, BATCH, Contender, LARGE, SMALL};
 use ringbench::harness::Cpus;
-use ringbench::report::{BulkEntry, Entry, Report};
+use ringbench::report::{BulkEntry, Entry, FanInEntry, Report};
 use ringbench::stats::{median, summarize};
 
 /// One contender's measurements across repetitions.
@@ -48,8 +49,21 @@ fn chosen(opts: &Options) -> Result<Vec<&'static Contender>, String> {
 fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock) -> Report {
     let mut series: Vec<Series> = contenders.iter().map(|_| Series::default()).collect();
     let mut bulk_per_rep: Vec<Vec<f64>> = BULK.iter().map(|_| Vec::new()).collect();
+    let mut fan_in_rates: Vec<Vec<f64>> = FAN_IN.iter().map(|_| Vec::new()).collect();
     let t0 = Instant::now();
     for rep in 0..opts.reps {
+        for (c, rates) in FAN_IN.iter().zip(fan_in_rates.iter_mut()) {
+            eprint!(
+                "\r[{:>5.1}s] rep {}/{}: fan-in {:<15}",
+                t0.elapsed().as_secs_f64(),
+                rep + 1,
+                opts.reps,
+                c.name
+            );
+            let t = (c.run)(Some(cpus), opts.stream_messages);
+            let secs = t.max(Duration::from_nanos(1)).as_secs_f64();
+            rates.push(opts.stream_messages as f64 / secs);
+        }
         for (c, s) in contenders.iter().zip(series.iter_mut()) {
             eprint!(
                 "\r[{:>5.1}s] rep {}/{}: {:<22}",
@@ -120,10 +134,67 @@ fn measure(opts: &Options, contenders: &[&Contender], cpus: Cpus, clock: &Clock)
             bytes_per_s: median(s),
         })
         .collect();
+    let baseline = FAN_IN
+        .iter()
+        .position(|c| c.name == fan_in::BASELINE)
+        .expect("the fan-in baseline is listed");
+    let fan_in = FAN_IN
+        .iter()
+        .zip(&fan_in_rates)
+        .map(|(c, rates)| {
+            let ratios: Vec<f64> = rates
+                .iter()
+                .zip(&fan_in_rates[baseline])
+                .map(|(r, b)| r / b)
+                .collect();
+            FanInEntry {
+                name: c.name.to_string(),
+                producers: PRODUCERS,
+                msgs_per_s: median(rates),
+                ratio_to_baseline: median(&ratios),
+            }
+        })
+        .collect();
     Report {
         floor_rtt_ns: results[0].rtt_p50_ns,
         results,
         bulk,
+        fan_in,
+    }
+}
+
+/// Doorbells rung per message in a saturated stream, for each doorbell contender
+/// (median over repetitions; the target is at most 0.01).
+fn print_doorbell_rates(opts: &Options, cpus: Cpus) {
+    use ringbench::contenders::DEFAULT_SPIN_BUDGET;
+    use ringbench::contenders::mkipc_doorbell::{Eventfd, Futex, stream_doorbells};
+    type Run = fn(Option<Cpus>, u64) -> (Duration, f64, mkipc::doorbell::NotifyStats);
+    let runs: [(&str, Run); 3] = [
+        ("mkipc-spsc-futex", |c, n| {
+            stream_doorbells::<Futex>(0, c, n)
+        }),
+        ("mkipc-spsc-eventfd", |c, n| {
+            stream_doorbells::<Eventfd>(0, c, n)
+        }),
+        ("mkipc-spsc-futex-spin", |c, n| {
+            stream_doorbells::<Futex>(DEFAULT_SPIN_BUDGET, c, n)
+        }),
+    ];
+    println!(
+        "doorbells rung per message, saturated stream of {} {LARGE}-byte messages:",
+        opts.stream_messages
+    );
+    for (name, run) in runs {
+        let mut rates: Vec<f64> = (0..opts.reps)
+            .map(|_| run(Some(cpus), opts.stream_messages).1)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<22} median {:.5}  (min {:.5}, max {:.5}; target <= 0.01)",
+            median(&rates),
+            rates[0],
+            rates[rates.len() - 1]
+        );
     }
 }
 
@@ -167,6 +238,16 @@ fn main() -> ExitCode {
          batches of {BATCH} where the API has them; bulk: median over repetitions of {} \
          1 MiB transfers one way, every byte written and read)",
         opts.stream_messages, opts.bulk_transfers
+    );
+    print_doorbell_rates(&opts, cpus);
+    println!(
+        "(fan-in: median over repetitions of {} {LARGE}-byte messages from {PRODUCERS} producer \
+         threads sharing CPU {} into one receiver on CPU {}; x baseline: median of the \
+         per-repetition ratio to {})",
+        opts.stream_messages,
+        cpus.server,
+        cpus.client,
+        fan_in::BASELINE
     );
     if let Some(path) = &opts.json
         && let Err(e) = std::fs::write(path, report.to_json())

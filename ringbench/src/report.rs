@@ -34,6 +34,20 @@ pub struct BulkEntry {
     pub bytes_per_s: f64,
 }
 
+/// One fan-in contender's throughput, measured in the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanInEntry {
+    /// Contender name.
+    pub name: String,
+    /// Producer threads feeding the one receiver.
+    pub producers: usize,
+    /// Median over repetitions of messages per second received.
+    pub msgs_per_s: f64,
+    /// Median over repetitions of this contender's rate / the baseline's rate in
+    /// the same repetition.
+    pub ratio_to_baseline: f64,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -44,6 +58,9 @@ pub struct Report {
     /// Bulk contenders; listed in the JSON's `results` after the round-trip ones.
     #[serde(skip)]
     pub bulk: Vec<BulkEntry>,
+    /// Fan-in throughput (several producers, one receiver), baseline first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fan_in: Vec<FanInEntry>,
 }
 
 impl Report {
@@ -75,6 +92,22 @@ impl Report {
             out.push_str(&format!("\n{:<21} {:>13}\n", "bulk", "GB/s"));
             for b in &self.bulk {
                 out.push_str(&format!("{:<21} {:>13.2}\n", b.name, b.bytes_per_s / 1e9));
+            }
+        }
+        if let Some(first) = self.fan_in.first() {
+            out.push_str(&format!(
+                "\n{:<21} {:>13} {:>12}\n",
+                format!("fan-in ({}:1)", first.producers),
+                "msgs/s",
+                "x baseline"
+            ));
+            for e in &self.fan_in {
+                out.push_str(&format!(
+                    "{:<21} {:>13} {:>12.2}\n",
+                    e.name,
+                    format!("{:.3e}", e.msgs_per_s),
+                    e.ratio_to_baseline
+                ));
             }
         }
         out
@@ -176,6 +209,7 @@ mod tests {
                 entry("pipe", 4000.0, None),
             ],
             bulk: vec![],
+            fan_in: Vec::new(),
         }
     }
 
@@ -213,6 +247,29 @@ mod tests {
         assert!(v.get("bulk").is_none());
         assert!(r.table().contains("mkipc-pool-1MiB"));
         assert!(r.table().contains("4.00"));
+    }
+
+    #[test]
+    fn fan_in_rows_follow_the_table_and_the_json() {
+        let mut r = sample();
+        r.fan_in = vec![FanInEntry {
+            name: "mkipc-mpsc".to_string(),
+            producers: 4,
+            msgs_per_s: 3.0e7,
+            ratio_to_baseline: 1.25,
+        }];
+        let t = r.table();
+        assert!(t.contains("fan-in (4:1)"));
+        assert!(t.lines().last().unwrap().starts_with("mkipc-mpsc"));
+        assert!(t.lines().last().unwrap().trim_end().ends_with("1.25"));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["fan_in"][0]["ratio_to_baseline"], 1.25);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&sample().to_json())
+                .unwrap()
+                .get("fan_in")
+                .is_none()
+        );
     }
 
     #[test]

@@ -13,8 +13,11 @@ pub mod bulk;
 pub mod bytestream;
 pub mod channel;
 pub mod eventfd;
+pub mod fan_in;
 pub mod floor;
 pub mod iceoryx2_pubsub;
+pub mod mkipc_doorbell;
+pub mod mkipc_mpsc;
 pub mod mkipc_spsc;
 pub mod pipe;
 pub mod rtrb_ring;
@@ -120,6 +123,11 @@ pub static ALL: &[Contender] = &[
         stream: Some(|cpus, n| harness::stream(mkipc_spsc::stream_pair(), cpus, n)),
     },
     Contender {
+        name: "mkipc-mpsc",
+        start: |cpus| harness::start_boxed(mkipc_mpsc::pair(), cpus),
+        stream: Some(|cpus, n| harness::stream(mkipc_mpsc::stream_pair(), cpus, n)),
+    },
+    Contender {
         name: "rtrb",
         start: |cpus| harness::start_boxed(rtrb_ring::pair(), cpus),
         stream: Some(|cpus, n| harness::stream(rtrb_ring::stream_pair(), cpus, n)),
@@ -159,7 +167,39 @@ pub static ALL: &[Contender] = &[
         start: |cpus| harness::start_boxed(uds::pair(), cpus),
         stream: None,
     },
+    Contender {
+        name: "mkipc-spsc-futex",
+        start: |cpus| harness::start_boxed(mkipc_doorbell::pair::<mkipc_doorbell::Futex>(0), cpus),
+        stream: Some(|cpus, n| {
+            mkipc_doorbell::stream_doorbells::<mkipc_doorbell::Futex>(0, cpus, n).0
+        }),
+    },
+    Contender {
+        name: "mkipc-spsc-eventfd",
+        start: |cpus| {
+            harness::start_boxed(mkipc_doorbell::pair::<mkipc_doorbell::Eventfd>(0), cpus)
+        },
+        stream: Some(|cpus, n| {
+            mkipc_doorbell::stream_doorbells::<mkipc_doorbell::Eventfd>(0, cpus, n).0
+        }),
+    },
+    Contender {
+        name: "mkipc-spsc-futex-spin",
+        start: |cpus| {
+            harness::start_boxed(
+                mkipc_doorbell::pair::<mkipc_doorbell::Futex>(DEFAULT_SPIN_BUDGET),
+                cpus,
+            )
+        },
+        stream: Some(|cpus, n| {
+            mkipc_doorbell::stream_doorbells::<mkipc_doorbell::Futex>(DEFAULT_SPIN_BUDGET, cpus, n)
+                .0
+        }),
+    },
 ];
+
+/// The spin budget of the `-spin` doorbell contender (mkipc's default).
+pub use mkipc::doorbell::DEFAULT_SPIN_BUDGET;
 
 /// The contender called `name`.
 pub fn find(name: &str) -> Option<&'static Contender> {
