@@ -43,7 +43,8 @@ fn null_unopened_closed_and_reused_handles_are_refused() {
     let mut memory = vec![0u64; 4096];
     let mut region = zeroed::<MkipcRegion>();
     let len = memory.len() * 8;
-    // SAFETY (all calls below): pointers to live, zero-initialised storage or null.
+    // SAFETY: every pointer below is live, zero-initialised storage, the test's
+    // memory (which outlives every handle), or null.
     unsafe {
         assert_eq!(mkipc_region_len(&*region, &mut 0), Status::BadHandle as i32);
         assert_eq!(
