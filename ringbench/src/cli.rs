@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 /// How to call the binary.
-pub const USAGE: &str =
-    "usage: ringbench [--quick] [--reps N] [--only NAME,...] [--json PATH] [--plot PATH.svg]";
+pub const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--only NAME,...] [--json PATH] [--plot PATH.svg] [--cross-process]
+  --cross-process: each server runs in a separate process (this binary re-executed,
+  pinned to the other CPU); the table, JSON and plot then hold only the cross-process
+  contenders (floor/xp, mkipc-spsc/xp, eventfd/xp, pipe/xp, uds/xp), with ratios to
+  floor/xp of the same run; --only takes their names with or without /xp.";
 
 /// What to run and where to write it.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +26,8 @@ pub struct Options {
     pub plot: Option<PathBuf>,
     /// Contenders to run (empty: all); the floor always runs.
     pub only: Vec<String>,
+    /// Run the cross-process contenders instead (servers in a child process).
+    pub cross_process: bool,
 }
 
 impl Default for Options {
@@ -35,6 +40,7 @@ impl Default for Options {
             json: None,
             plot: None,
             only: Vec::new(),
+            cross_process: false,
         }
     }
 }
@@ -91,6 +97,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                     .ok_or("--only needs contender names, e.g. rtrb,pipe")?;
                 opts.only = v.split(',').map(str::to_string).collect();
             }
+            "--cross-process" => opts.cross_process = true,
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -123,6 +130,8 @@ mod tests {
         // --reps wins over --quick whatever the order.
         assert_eq!(run(&["--reps", "5", "--quick"]).unwrap().reps, 5);
         assert_eq!(parse(["--help".to_string()]), Ok(Command::Help));
+        assert!(!q.cross_process);
+        assert!(run(&["--cross-process", "--quick"]).unwrap().cross_process);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod clock;
 pub mod contenders;
+pub mod cross_process;
 pub mod harness;
 pub mod report;
 pub mod stats;

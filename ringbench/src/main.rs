@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! cargo run --release -p ringbench -- [--quick] [--reps N] [--json PATH] [--plot PATH.svg]
+//! cargo run --release -p ringbench -- --cross-process [--quick] [--json PATH]
 //! ```
+//!
+//! `--serve NAME` (hidden) is the server side of `--cross-process`, run in the child.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use ringbench::clock::Clock;
 use ringbench::contenders::bulk::{self, BULK};
 use ringbench::contenders::fan_in::{self, FAN_IN, PRODUCERS};
 use ringbench::contenders::{ALL, BATCH, Contender, LARGE, SMALL};
+use ringbench::cross_process;
 use ringbench::harness::Cpus;
 use ringbench::report::{BulkEntry, Entry, FanInEntry, Report};
 use ringbench::stats::{median, summarize};
@@ -199,7 +203,11 @@ fn print_doorbell_rates(opts: &Options, cpus: Cpus) {
 }
 
 fn main() -> ExitCode {
-    let opts = match cli::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(cross_process::SERVE_FLAG) {
+        return cross_process::serve::main(&args[1..]);
+    }
+    let opts = match cli::parse(args) {
         Ok(Command::Run(o)) => o,
         Ok(Command::Help) => {
             println!("{USAGE}");
@@ -217,6 +225,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.cross_process {
+        return cross_process::run::main(&opts, cpus);
+    }
     let contenders = match chosen(&opts) {
         Ok(c) => c,
         Err(e) => {

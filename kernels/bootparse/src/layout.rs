@@ -6,8 +6,9 @@
 //! physical                                   owner
 //! 0x0000_8000 .. 0x0000_9000   AP trampoline  kernel0 (copied there)
 //! 0x0010_0000 .. 0x0200_0000   kernel0 image, stack, tables
-//! 0x0200_0000 .. 0x0220_0000   shared region (2 MiB): control pages, then
-//!                              the mkipc region with every node's rings
+//! 0x0200_0000 .. 0x0300_0000   shared region (16 MiB): control pages, then
+//!                              the mkipc region with every node's rings and
+//!                              bulk pools
 //! 0x0400_0000 + (n-1)*16 MiB   partition of secondary node n (16 MiB)
 //! ```
 
@@ -18,7 +19,7 @@ pub const KERNEL0_END: u64 = 0x200_0000;
 /// Physical base of the shared region.
 pub const SHARED_PHYS: u64 = 0x200_0000;
 /// Size of the shared region.
-pub const SHARED_SIZE: u64 = 0x20_0000;
+pub const SHARED_SIZE: u64 = 0x100_0000;
 /// Bytes at the start of the shared region used by the boot control page;
 /// the rest is free for message rings.
 pub const CONTROL_SIZE: u64 = 0x2_0000;
@@ -68,6 +69,34 @@ pub fn ring_offsets(node: u32) -> Option<(u64, u64)> {
     }
     let n = u64::from(node);
     Some(((2 * n - 1) * RING_STRIDE, 2 * n * RING_STRIDE))
+}
+
+/// Region offset of node 1's bulk pool (after the last ring pair); node
+/// n's pool is at `POOL_BASE + (n - 1) * POOL_STRIDE`.
+pub const POOL_BASE: u64 = 0x10_0000;
+/// Room reserved for each node's bulk pool.
+pub const POOL_STRIDE: u64 = 0x10_0000;
+/// Buffers in each node's bulk pool (the node sends, kernel0 receives).
+pub const POOL_BUFFERS: u32 = 8;
+/// Bytes per bulk pool buffer.
+pub const POOL_BUFFER_SIZE: u32 = 0x1_0000;
+
+/// Region offset of the MPSC fan-in channel (after the last pool): lane
+/// `n - 1` belongs to node n.
+pub const FANIN_OFFSET: u64 = POOL_BASE + (MAX_NODES as u64 - 1) * POOL_STRIDE;
+/// Room reserved for the fan-in channel.
+pub const FANIN_SIZE: u64 = 0x10_0000;
+/// Slots per fan-in lane.
+pub const FANIN_SLOTS: u32 = 64;
+/// Payload bytes per fan-in slot.
+pub const FANIN_SLOT_SIZE: u32 = 32;
+
+/// Region offset of node `node`'s bulk pool.
+pub fn pool_offset(node: u32) -> Option<u64> {
+    if node == 0 || node as usize >= MAX_NODES {
+        return None;
+    }
+    Some(POOL_BASE + u64::from(node - 1) * POOL_STRIDE)
 }
 
 /// A half-open physical or virtual range.
@@ -195,6 +224,13 @@ pub mod control {
     /// Status page, part of the hello: virtual address of the unmapped
     /// guard page below its stack.
     pub const STACK_GUARD: u64 = STATUS_PAGE + 0xb0;
+    /// Status page: doorbells the node rang to kernel0 (the need-wakeup
+    /// protocol's `NotifyStats::rung` of its response ring), updated right
+    /// after each ring.
+    pub const RUNG: u64 = STATUS_PAGE + 0xb8;
+    /// Status page: notifications to kernel0 that rang nothing (kernel0
+    /// was not asleep on the ring).
+    pub const SUPPRESSED: u64 = STATUS_PAGE + 0xc0;
 
     /// Spin on the request ring between requests.
     pub const MODE_POLL: u64 = 0;
@@ -237,6 +273,19 @@ mod tests {
         assert!(last + RING_STRIDE <= RING_REGION_SIZE);
         assert_eq!(ring_offsets(1), Some((RING_STRIDE, 2 * RING_STRIDE)));
         assert_eq!(ring_offsets(0), None);
+        assert!(
+            last + RING_STRIDE <= POOL_BASE,
+            "pools start after the rings"
+        );
+        let last_pool = pool_offset(MAX_NODES as u32 - 1).unwrap();
+        assert!(last_pool + POOL_STRIDE <= RING_REGION_SIZE);
+        assert_eq!(pool_offset(0), None);
+        assert_eq!(pool_offset(MAX_NODES as u32), None);
+        assert!(last_pool + POOL_STRIDE <= FANIN_OFFSET);
+        const { assert!(FANIN_OFFSET + FANIN_SIZE <= RING_REGION_SIZE) };
+        let pool_bytes = u64::from(POOL_BUFFERS) * u64::from(POOL_BUFFER_SIZE);
+        assert!(pool_bytes < POOL_STRIDE, "buffers leave room for the rings");
+        const { assert!(SHARED_PHYS + SHARED_SIZE <= SECONDARY_PHYS) };
     }
 
     #[test]

@@ -69,6 +69,31 @@ pub enum Error {
     LostBeforeCrash(u32, u64, u64),
     /// While a node was down, the others answered nothing.
     OthersStalled(u32),
+    /// A node's bulk pool could not be created or attached.
+    Pool(u32, mkipc::pool::PoolError),
+    /// Receiving or returning a bulk buffer failed (includes a pool the
+    /// node broke).
+    BulkRecv(u32, mkipc::pool::RecvError),
+    /// A bulk message failed its check: (node, message, what).
+    BulkCorrupt(u32, u32, bootparse::wire::BulkError),
+    /// A bulk message has the wrong length: (node, message, length).
+    BulkLength(u32, u32, usize),
+    /// A bulk message did not arrive in time: (node, message).
+    BulkTimeout(u32, u32),
+    /// The node's answer to a bulk transfer disagrees with what kernel0
+    /// verified: (node, answer, kernel0's fold).
+    BulkTotal(u32, u64, u64),
+    /// After a crash, the buffers in flight do not add up: (node, sent,
+    /// reclaimed).
+    Reclaim(u32, u64, u64),
+    /// The MPSC fan-in channel could not be created.
+    FanInSetup(mkipc::mpsc::ChannelError),
+    /// Receiving from the fan-in channel failed (a lane broken).
+    FanIn(mkipc::mpsc::RecvError),
+    /// Fencing or resetting a fan-in lane failed.
+    FanInLane(mkipc::mpsc::LaneError),
+    /// A fan-in message failed its check: (node, expected sequence, why).
+    FanInMessage(u64, u64, &'static str),
 }
 
 impl core::fmt::Display for Error {
@@ -98,9 +123,10 @@ impl core::fmt::Display for Error {
             Error::WrongAnswer(n, seq, got) => {
                 write!(f, "node {n}: wrong answer {got:#x} to command {seq}")
             }
-            Error::IpiCount(want, got) => {
-                write!(f, "kernel0 expected {want} doorbell IPIs, took {got}")
-            }
+            Error::IpiCount(want, got) => write!(
+                f,
+                "nodes rang kernel0's doorbell {want} times, kernel0 took {got} IPIs (more than merges into a pending IPI explain, or spurious ones)"
+            ),
             Error::NotDead(n) => write!(f, "node {n}: still beating after the crash command"),
             Error::WrongFault(n, v, a) => {
                 write!(
@@ -133,6 +159,30 @@ impl core::fmt::Display for Error {
             Error::OthersStalled(n) => {
                 write!(f, "while node {n} was down, no other node answered a ping")
             }
+            Error::Pool(n, e) => write!(f, "node {n}: bulk pool set-up: {e}"),
+            Error::BulkRecv(n, e) => write!(f, "node {n}: bulk pool: {e}"),
+            Error::BulkCorrupt(n, m, e) => {
+                write!(f, "node {n}: bulk message {m} failed its check: {e:?}")
+            }
+            Error::BulkLength(n, m, len) => write!(
+                f,
+                "node {n}: bulk message {m} has {len} bytes, expected one full pool buffer"
+            ),
+            Error::BulkTimeout(n, m) => write!(f, "node {n}: bulk message {m} never arrived"),
+            Error::BulkTotal(n, got, want) => write!(
+                f,
+                "node {n}: answered bulk checksum {got:#x}, kernel0 verified {want:#x}"
+            ),
+            Error::FanInSetup(e) => write!(f, "fan-in channel set-up: {e}"),
+            Error::FanIn(e) => write!(f, "fan-in channel: {e}"),
+            Error::FanInLane(e) => write!(f, "fan-in lane recovery: {e}"),
+            Error::FanInMessage(n, seq, why) => {
+                write!(f, "node {n}: fan-in message {seq}: {why}")
+            }
+            Error::Reclaim(n, sent, got) => write!(
+                f,
+                "node {n}: {sent} bulk buffers were in flight at the crash, {got} reclaimed"
+            ),
         }
     }
 }

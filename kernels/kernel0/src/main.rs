@@ -14,7 +14,9 @@
 
 mod bench;
 mod boot;
+mod bulk;
 mod error;
+mod fanin;
 mod floor;
 mod machine;
 mod nodes;
@@ -38,6 +40,14 @@ use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::{console, exit, gdt, idt, lapic, pic, println, tsc};
 use stats::Samples;
+
+/// Fan-in messages each node sends in the measured round at start-up.
+const FANIN_ROUND: u64 = 1_000;
+/// Fan-in messages each node sends in the round after each restart.
+const FANIN_AFTER_RESTART: u64 = 200;
+
+/// Measured bulk transfers per node at start-up.
+const BULK_REPS: usize = 3;
 
 /// Checksum requests sent to each node whose build offers them.
 const CHECKSUMS: u64 = 16;
@@ -168,6 +178,14 @@ fn run(start_info: u64) -> Result<(), Error> {
         layout::RING_SLOTS,
         layout::RING_SLOT_SIZE
     );
+    let mut fanin = fanin::FanIn::create(&region)?;
+    println!(
+        "mkipc MPSC fan-in channel at region +{:#x}: {} producer lanes of {} x {}-byte slots, lane n-1 granted to node n only",
+        layout::FANIN_OFFSET,
+        nodes::MAX_SECONDARIES,
+        layout::FANIN_SLOTS,
+        layout::FANIN_SLOT_SIZE
+    );
     let starter = Starter {
         images,
         config,
@@ -208,8 +226,41 @@ fn run(start_info: u64) -> Result<(), Error> {
         f.ipi
             .print(format_args!("node {} ring round trip, IPI", n.id));
     }
-    let taken = pingpong::check_ipis_received()?;
-    println!("IPI accounting: kernel0 took {taken} doorbell IPIs, one per IPI-mode answer");
+    let mut bulk_totals = bulk::Totals::default();
+    for n in nodes.iter_mut() {
+        for _ in 0..BULK_REPS {
+            let t = bulk::transfer(&ctl, n, bulk::MESSAGES)?;
+            println!(
+                "node {}: bulk {} x {} KiB through the pool, read in place and verified: {} bytes in {} us = {} MB/s",
+                n.id,
+                bulk::MESSAGES,
+                layout::POOL_BUFFER_SIZE / 1024,
+                t.bytes,
+                tsc::ns_from_cycles(t.cycles) / 1000,
+                t.bytes_per_s() / 1_000_000
+            );
+            bulk_totals.add(t);
+        }
+        pingpong::set_mode(&ctl, n, Mode::Ipi);
+    }
+    let round = fanin.round(nodes, FANIN_ROUND)?;
+    let fanin_first = round.messages;
+    let fanin_rate = round.messages * 1_000_000_000 / tsc::ns_from_cycles(round.cycles).max(1);
+    println!(
+        "MPSC fan-in: {} nodes x {FANIN_ROUND} sequenced messages at once, all verified per producer in {} us = {fanin_rate} msg/s",
+        nodes.len(),
+        tsc::ns_from_cycles(round.cycles) / 1000
+    );
+    let b = pingpong::check_bells(&ctl, nodes)?;
+    println!(
+        "doorbells (need-wakeup): kernel0 took {} IPIs of the {} the nodes rang ({} suppressed; {} merged into a pending one); kernel0 rang nodes {} times, suppressed {}",
+        b.taken,
+        b.to_kernel0_rung,
+        b.to_kernel0_suppressed,
+        b.to_kernel0_rung - b.taken,
+        b.to_nodes_rung,
+        b.to_nodes_suppressed
+    );
     for n in nodes.iter() {
         let w = ctl
             .node(n.id, layout::control::WAKEUPS)
@@ -219,9 +270,16 @@ fn run(start_info: u64) -> Result<(), Error> {
             n.id
         );
     }
-    let recovery = crash_cycles(&starter, nodes, samples)?;
+    let recovery = crash_cycles(&starter, nodes, samples, &mut bulk_totals, &mut fanin)?;
+    let fanin_summary = FanInSummary {
+        first_round: fanin_first,
+        rate: fanin_rate,
+        verified: fanin.verified,
+        resets: fanin.resets,
+        drained: fanin.drained_after_fence,
+    };
     let checksums = checksum_traffic(nodes)?;
-    let taken = pingpong::check_ipis_received()?;
+    let bells = pingpong::check_bells(&ctl, nodes)?;
     let boot = Boot {
         hz,
         kernel0_apic: me,
@@ -230,8 +288,36 @@ fn run(start_info: u64) -> Result<(), Error> {
         images: found.len(),
         boot_ready_us,
     };
-    summary(&boot, nodes, &figures, taken, checksums, &recovery);
+    summary(
+        &boot,
+        nodes,
+        &figures,
+        &Traffic {
+            bells,
+            checksums,
+            bulk: bulk_totals,
+            fan: fanin_summary,
+        },
+        &recovery,
+    );
     Ok(())
+}
+
+/// Traffic beyond the ping-pong, for the summary.
+struct Traffic {
+    bells: pingpong::Bells,
+    checksums: u64,
+    bulk: bulk::Totals,
+    fan: FanInSummary,
+}
+
+/// What the MPSC fan-in verified, for the summary.
+struct FanInSummary {
+    first_round: u64,
+    rate: u64,
+    verified: u64,
+    resets: u64,
+    drained: u64,
 }
 
 /// Facts of the boot the summary reports.
@@ -279,6 +365,12 @@ struct Recovery {
     upgrades: u64,
     newest_build: u64,
     nodes_hit: u32,
+    reclaimed_held: u64,
+    reclaimed_queued: u64,
+    bulk_after_restart: u64,
+    fanin_before: u64,
+    fanin_others: u64,
+    fanin_rounds_after: u64,
 }
 
 /// `config.crash_cycles` crash/restart cycles, rotating over the nodes and
@@ -288,6 +380,8 @@ fn crash_cycles(
     starter: &Starter,
     nodes: &mut [nodes::Node],
     samples: &mut Samples,
+    bulk_totals: &mut bulk::Totals,
+    fanin: &mut fanin::FanIn,
 ) -> Result<Recovery, Error> {
     let mut r = Recovery {
         detect_min_us: u64::MAX,
@@ -296,12 +390,15 @@ fn crash_cycles(
     for k in 0..starter.config.crash_cycles as usize {
         let kind = recovery::Stray::ALL[k % recovery::Stray::ALL.len()];
         let target = k % nodes.len();
-        let c = recovery::cycle(starter, nodes, target, kind)?;
+        let c = recovery::cycle(starter, nodes, target, kind, fanin)?;
         println!(
-            "crash cycle {}: node {} told {kind:?} after {} pings: vector {} error {:#x} at {:#x}, {}; heartbeat stalled at {}, declared dead after {} us; {} queued pings answered before the crash, {} requests behind it discarded; others answered {} pings meanwhile; fenced (INIT), reloaded build {} (was {}, features gained {:#x}), epoch {} ready after {} us",
+            "crash cycle {}: node {} told {kind:?} after {} pings, with {} bulk buffers lent ({} held by kernel0, {} queued): vector {} error {:#x} at {:#x}, {}; heartbeat stalled at {}, declared dead after {} us; {} queued pings answered before the crash, {} requests behind it discarded; others answered {} pings meanwhile; fenced (INIT), reloaded build {} (was {}, features gained {:#x}), epoch {} ready after {} us",
             k + 1,
             c.node,
             recovery::BEFORE_CRASH,
+            c.reclaimed.held + c.reclaimed.queued,
+            c.reclaimed.held,
+            c.reclaimed.queued,
             c.vector,
             c.fault_error,
             c.fault_addr,
@@ -338,6 +435,18 @@ fn crash_cycles(
             r.upgrades += 1;
         }
         r.newest_build = r.newest_build.max(c.new_build);
+        r.reclaimed_held += c.reclaimed.held;
+        r.reclaimed_queued += c.reclaimed.queued;
+        r.fanin_before += c.fanin_before;
+        r.fanin_others += c.fanin_others;
+        println!(
+            "  fan-in lane {}: {} messages sent before the crash all delivered in sequence ({} of them drained after the fence); lane reset to epoch {}; other lanes delivered {} verified messages meanwhile",
+            c.node - 1,
+            c.fanin_before,
+            c.fanin_drained,
+            c.fanin_epoch,
+            c.fanin_others
+        );
         let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         samples.reset(AFTER_RESTART.0);
         pingpong::run(&starter.ctl, n, Mode::Poll, 5, samples)?;
@@ -349,6 +458,19 @@ fn crash_cycles(
         samples
             .summary()
             .print(format_args!("  after restart, IPI"));
+        let t = bulk::transfer(&starter.ctl, n, bulk::MESSAGES)?;
+        println!(
+            "  after restart, bulk: {} x {} KiB verified in place, {} MB/s",
+            bulk::MESSAGES,
+            layout::POOL_BUFFER_SIZE / 1024,
+            t.bytes_per_s() / 1_000_000
+        );
+        bulk_totals.add(t);
+        r.bulk_after_restart += 1;
+        fanin.round(nodes, FANIN_AFTER_RESTART)?;
+        r.fanin_rounds_after += 1;
+        let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
+        pingpong::set_mode(&starter.ctl, n, Mode::Ipi);
     }
     Ok(r)
 }
@@ -364,10 +486,10 @@ fn summary(
     boot: &Boot,
     nodes: &[nodes::Node],
     figures: &[bench::Figures],
-    ipis: u64,
-    checksums: u64,
+    t: &Traffic,
     r: &Recovery,
 ) {
+    let (bells, checksums, bulk, fan) = (&t.bells, t.checksums, &t.bulk, &t.fan);
     let ns = tsc::ns_from_cycles;
     let cfg = &boot.config;
     summary_line!(
@@ -396,8 +518,30 @@ fn summary(
     );
     let (poll, ipi) = pingpong::verified();
     summary_line!(
-        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; kernel0 took {ipis} doorbell IPIs, exactly one per IPI-mode answer",
+        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; doorbells under mkipc's need-wakeup protocol (ring only a peer that announced its sleep): nodes -> kernel0 {} rung, {} suppressed, kernel0 took {} IPIs ({} merged by the APIC into one still pending, at most one per re-check that found the answer, none spurious); kernel0 -> nodes {} rung, {} suppressed; kernel0 slept {} times on response rings ({} woken with the answer, {} re-checks found it before sleeping, {} spurious); bulk: {} zero-copy pool transfers of {} x {} KiB ({} messages, {} MiB) read in place with every checksum verified, {} bytes/s ({} MB/s aggregate, best transfer {} MB/s); MPSC fan-in: {} messages from {} producer lanes verified per producer (lane = sender, lane epoch, sequence without loss, duplicate or reordering, value), first round {} messages at {} msg/s",
         poll + ipi,
+        bells.to_kernel0_rung,
+        bells.to_kernel0_suppressed,
+        bells.taken,
+        bells.to_kernel0_rung - bells.taken,
+        bells.to_nodes_rung,
+        bells.to_nodes_suppressed,
+        bells.sleeps,
+        bells.woken,
+        bells.rechecks_ready,
+        bells.spurious,
+        bulk.transfers,
+        bulk::MESSAGES,
+        layout::POOL_BUFFER_SIZE / 1024,
+        bulk.messages,
+        bulk.bytes >> 20,
+        bulk.bytes_per_s(),
+        bulk.bytes_per_s() / 1_000_000,
+        bulk.best_bps / 1_000_000,
+        fan.verified,
+        nodes.len(),
+        fan.first_round,
+        fan.rate
     );
     summary_line!(
         "latency: round trip kernel0 <-> node, p50/p99 in TSC cycles and ns, median of {} repetitions; `= Nx` is the p50 over the floor's",
@@ -428,7 +572,7 @@ fn summary(
         );
     }
     summary_line!(
-        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered, {} requests behind them discarded; fenced with INIT, reloaded, ready again within {} us; other nodes answered {} pings while one was down",
+        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered, {} requests behind them discarded; fenced with INIT, reloaded, ready again within {} us; other nodes answered {} pings while one was down; {} pool buffer loans of dead nodes reclaimed after the fence ({} held by kernel0, {} still queued and verified), pools re-created under the new epoch, {} bulk transfer(s) after restarts verified; fan-in: {} lane(s) of dead nodes fenced, drained ({} messages sent before the crashes delivered in sequence, {} of them after the fence) and reset into a new lane epoch, re-attached by the restarted nodes, {} fan-in round(s) over all lanes after restarts verified, other lanes delivered {} messages while a node was down",
         r.cycles,
         r.nodes_hit.count_ones(),
         r.page_faults,
@@ -439,7 +583,16 @@ fn summary(
         r.answered_before,
         r.discarded,
         r.restart_max_us,
-        r.others_answered
+        r.others_answered,
+        r.reclaimed_held + r.reclaimed_queued,
+        r.reclaimed_held,
+        r.reclaimed_queued,
+        r.bulk_after_restart,
+        fan.resets,
+        r.fanin_before,
+        fan.drained,
+        r.fanin_rounds_after,
+        r.fanin_others
     );
     let noisy = figures
         .iter()

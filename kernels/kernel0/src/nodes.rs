@@ -13,11 +13,14 @@ use bootparse::elf::{self, LoadPlan};
 use bootparse::layout::{self, Range, control as c};
 use bootparse::wire::KNOWN_FEATURES;
 use core::sync::atomic::Ordering;
-use mkipc::Region;
-use mkipc::spsc::{Consumer, Geometry, Producer, RingLayout};
+use mkipc::doorbell::{BlockingConsumer, NotifyStats, NotifyingProducer, SpinPolicy, WaitStats};
+use mkipc::pool::{PoolGeometry, PoolLayout, PoolReceiver};
+use mkipc::spsc::{Geometry, RingLayout};
+use mkipc::{MessageType, Region};
 use platform::cell::RacyCell;
 use platform::control::Control;
 use platform::doorbell::IpiDoorbell;
+use platform::doorbell::IpiWaiter;
 use platform::paging::{Builder, NO_CACHE, WRITABLE, WRITE_THROUGH};
 use platform::{lapic, println, tsc, wait};
 
@@ -35,6 +38,8 @@ pub struct Node {
     pub seq: u64,
     /// Kernel0's ends of the node's rings, once started.
     pub link: Option<Link>,
+    /// Kernel0's (receiving) end of the node's bulk pool, once started.
+    pub pool: Option<PoolReceiver>,
     /// The node's doorbell, once started.
     pub doorbell: Option<IpiDoorbell>,
     /// Index of the image (in the boot module) it runs.
@@ -45,14 +50,25 @@ pub struct Node {
     pub features: u64,
     /// Virtual address of its stack guard page, from its last hello.
     pub stack_guard: u64,
+    /// Doorbells rung / suppressed towards kernel0 by its earlier epochs.
+    pub bells_past: (u64, u64),
+    /// Kernel0's notifications to the node over earlier links (rings
+    /// re-created at restarts).
+    pub sent_past: NotifyStats,
+    /// Kernel0's waits on the node's earlier response rings.
+    pub waits_past: WaitStats,
 }
 
-/// Kernel0's ends of one node's ring pair.
+/// Kernel0's ends of one node's ring pair, with mkipc's need-wakeup
+/// protocol: kernel0 rings the node only when the node announced a sleep
+/// on its request ring, and announces its own sleeps on the response ring.
 pub struct Link {
-    /// Producer of the request ring.
-    pub tx: Producer,
-    /// Consumer of the response ring.
-    pub rx: Consumer,
+    /// Producer of the request ring, ringing the node's doorbell.
+    pub tx: NotifyingProducer<IpiDoorbell>,
+    /// Consumer of the response ring, sleeping in the IPI waiter.
+    pub rx: BlockingConsumer<IpiWaiter>,
+    /// Layout of the request ring.
+    pub request: RingLayout,
 }
 
 /// Most secondaries (node ids 1..MAX_NODES).
@@ -67,11 +83,26 @@ static NODES: RacyCell<[Node; MAX_SECONDARIES]> = RacyCell::new(
             epoch: 0,
             seq: 0,
             link: None,
+            pool: None,
             doorbell: None,
             image: 0,
             build: 0,
             features: 0,
             stack_guard: 0,
+            bells_past: (0, 0),
+            sent_past: NotifyStats {
+                rung: 0,
+                suppressed: 0,
+            },
+            waits_past: WaitStats {
+                spin_hits: 0,
+                spins: 0,
+                rechecks_ready: 0,
+                sleeps: 0,
+                woken: 0,
+                spurious: 0,
+                timeouts: 0,
+            },
         }
     }; MAX_SECONDARIES],
 );
@@ -158,10 +189,17 @@ impl Starter<'_> {
             .flatten()
             .ok_or(Error::Layout("no such image in the boot module"))?;
         node.image = which;
+        if node.epoch != 0 {
+            let (rung, suppressed) = bells_of(&self.ctl, node.id);
+            node.bells_past.0 += rung;
+            node.bells_past.1 += suppressed;
+        }
         node.epoch += 1;
         node.seq = 0;
         self.reset_control(node.id);
-        node.link = Some(self.fresh_rings(node.id)?);
+        node.doorbell = Some(IpiDoorbell::new(node.apic_id, platform::IPI_VECTOR)?);
+        node.link = Some(self.fresh_rings(node.id, node.apic_id)?);
+        node.pool = Some(self.fresh_pool(node.id)?);
         let part = node.partition;
         // SAFETY: the partition is RAM below 4 GiB (checked by
         // `check_layout`) and its CPU is halted in wait-for-SIPI, so nothing
@@ -203,7 +241,6 @@ impl Starter<'_> {
                 arg: layout::SEC_PART_VIRT + layout::SEC_PARAMS_OFFSET,
             })
         };
-        node.doorbell = Some(IpiDoorbell::new(node.apic_id, platform::IPI_VECTOR)?);
         let (ack_us, ready_us) = self.init_sipi_sipi(node)?;
         let new_features = self.accept_hello(node)?;
         Ok(Started {
@@ -256,6 +293,8 @@ impl Starter<'_> {
             c::BUILD,
             c::FEATURES,
             c::STACK_GUARD,
+            c::RUNG,
+            c::SUPPRESSED,
         ] {
             self.ctl.node(id, f).store(0, Ordering::Relaxed);
         }
@@ -270,7 +309,7 @@ impl Starter<'_> {
 
     /// Formats the node's request and response rings afresh (anything a
     /// dead node left in them is discarded) and attaches kernel0's ends.
-    fn fresh_rings(&self, id: u32) -> Result<Link, Error> {
+    fn fresh_rings(&self, id: u32, apic_id: u32) -> Result<Link, Error> {
         let (req, resp) = layout::ring_offsets(id).ok_or(Error::Layout("ring offsets"))?;
         let (req, resp) = (req as usize, resp as usize);
         let geometry = Geometry::new(layout::RING_SLOTS, layout::RING_SLOT_SIZE);
@@ -281,12 +320,37 @@ impl Starter<'_> {
             return Err(Error::Layout("ring larger than its stride"));
         }
         let ring = |e| Error::Ring(id, e);
-        RingLayout::create(&self.region, req, geometry).map_err(ring)?;
+        let request = RingLayout::create(&self.region, req, geometry).map_err(ring)?;
         RingLayout::create(&self.region, resp, geometry).map_err(ring)?;
+        let bell = IpiDoorbell::new(apic_id, platform::IPI_VECTOR)?;
+        let waiter = wait::waiter().ok_or(Error::Layout("IDT not loaded"))?;
+        // No spinning before a sleep: in IPI mode every wait announces a
+        // sleep at once, so the round trips measure the doorbell path.
+        let no_spin = SpinPolicy::sleep_at_once();
         Ok(Link {
-            tx: Producer::attach(self.region.clone(), req).map_err(ring)?,
-            rx: Consumer::attach(self.region.clone(), resp).map_err(ring)?,
+            tx: NotifyingProducer::attach(self.region.clone(), req, bell).map_err(ring)?,
+            rx: BlockingConsumer::attach(self.region.clone(), resp, waiter, no_spin)
+                .map_err(ring)?,
+            request,
         })
+    }
+
+    /// Formats the node's bulk pool afresh under the new epoch (buffers a
+    /// dead node lent are discarded with it) and attaches kernel0's
+    /// receiving end.
+    fn fresh_pool(&self, id: u32) -> Result<PoolReceiver, Error> {
+        let at = layout::pool_offset(id).ok_or(Error::Layout("pool offset"))? as usize;
+        let geometry = PoolGeometry::new(layout::POOL_BUFFERS, layout::POOL_BUFFER_SIZE);
+        let fits = geometry
+            .pool_size()
+            .is_ok_and(|s| s as u64 <= layout::POOL_STRIDE);
+        if !fits {
+            return Err(Error::Layout("bulk pool larger than its stride"));
+        }
+        let kind = MessageType::bytes(layout::POOL_BUFFER_SIZE);
+        let pool = |e| Error::Pool(id, e);
+        PoolLayout::create(&self.region, at, geometry, kind).map_err(pool)?;
+        PoolReceiver::attach(self.region.clone(), at).map_err(pool)
     }
 
     /// Returns the microseconds from INIT to the ack and to ready.
@@ -325,6 +389,15 @@ impl Starter<'_> {
     }
 }
 
+/// Doorbells node `id` reports it rang to kernel0 and suppressed, in its
+/// current epoch.
+pub fn bells_of(ctl: &Control, id: u32) -> (u64, u64) {
+    (
+        ctl.node(id, c::RUNG).load(Ordering::Relaxed),
+        ctl.node(id, c::SUPPRESSED).load(Ordering::Relaxed),
+    )
+}
+
 /// The tables an AP runs on from the trampoline until it builds its own:
 /// the trampoline page (identity), its partition, the shared region and the
 /// local APIC, at the addresses the secondary's own tables will use too.
@@ -352,9 +425,23 @@ fn build_entry_tables(part: Range) -> Result<u32, Error> {
 }
 
 /// Stops `node`'s CPU with INIT: it drops whatever it was doing and waits
-/// for a SIPI. Kernel0 may then rewrite the partition and its rings.
+/// for a SIPI. Kernel0 may then rewrite the partition and its rings. The
+/// bulk pool's receiving end stays, so kernel0 can account for the
+/// buffers the dead node had in flight before [`Starter::start`] formats
+/// the pool afresh.
 pub fn fence(node: &mut Node) -> Result<(), Error> {
-    node.link = None;
+    if let Some(link) = node.link.take() {
+        let (s, w) = (link.tx.stats(), link.rx.stats());
+        node.sent_past.rung += s.rung;
+        node.sent_past.suppressed += s.suppressed;
+        let p = &mut node.waits_past;
+        p.spin_hits += w.spin_hits;
+        p.rechecks_ready += w.rechecks_ready;
+        p.sleeps += w.sleeps;
+        p.woken += w.woken;
+        p.spurious += w.spurious;
+        p.timeouts += w.timeouts;
+    }
     node.doorbell = None;
     lapic::send_init(node.apic_id)?;
     // Give the INIT time to land before the partition is rewritten.

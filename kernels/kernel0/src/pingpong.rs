@@ -1,7 +1,10 @@
 //! Ping-pong over each node's pair of mkipc SPSC rings: kernel0 pushes a
 //! request on the node's request ring, the node answers on its response
 //! ring. In poll mode both sides spin on their consumer end; in IPI mode
-//! both sleep in `hlt` and ring each other with the doorbell IPI.
+//! both sleep in `hlt`. Either way the sender follows mkipc's need-wakeup
+//! protocol: it rings the receiver's doorbell IPI only when the receiver
+//! announced a sleep in its ring's `need_wakeup` word, so in poll mode
+//! every notification is suppressed.
 
 use crate::error::Error;
 use crate::nodes::Node;
@@ -9,6 +12,8 @@ use crate::stats::Samples;
 use bootparse::layout::control as c;
 use bootparse::wire::{OP_PING, Request, Response, ping_answer};
 use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+use mkipc::doorbell::{RecvError, SendError};
 use mkipc::spsc::{ConsumeError, Consumer};
 use platform::control::Control;
 use platform::{cpu, idt, tsc, wait};
@@ -16,8 +21,6 @@ use platform::{cpu, idt, tsc, wait};
 /// How long one ping may take before it counts as lost.
 pub const PING_TIMEOUT_US: u64 = 500_000;
 
-/// IPI-mode answers received so far; each comes with one IPI.
-static IPI_PINGS: AtomicU64 = AtomicU64::new(0);
 /// Verified answers received so far, by mode.
 static VERIFIED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
@@ -47,8 +50,9 @@ pub fn set_mode(ctl: &Control, node: &Node, mode: Mode) {
     ctl.node(node.id, c::MODE).store(m, Ordering::Relaxed);
 }
 
-/// Pushes a request on `node`'s request ring (no doorbell); returns its
-/// sequence number.
+/// Pushes a request on `node`'s request ring and notifies the node (the
+/// doorbell rings only if it announced a sleep); returns its sequence
+/// number.
 pub fn send(node: &mut Node, op: u64, arg: u64) -> Result<u64, Error> {
     let id = node.id;
     let link = node.link.as_mut().ok_or(Error::NoLink(id))?;
@@ -58,9 +62,10 @@ pub fn send(node: &mut Node, op: u64, arg: u64) -> Result<u64, Error> {
         seq: node.seq,
         arg,
     };
-    link.tx
-        .push(&req.encode())
-        .map_err(|e| Error::Send(id, e))?;
+    link.tx.push(&req.encode()).map_err(|e| match e {
+        SendError::Produce(e) => Error::Send(id, e),
+        SendError::Doorbell(e) => Error::Apic(e),
+    })?;
     Ok(node.seq)
 }
 
@@ -72,20 +77,29 @@ fn has_news(rx: &mut Consumer) -> bool {
 /// Sends one request and waits for its response; returns the response
 /// value and the round trip in TSC cycles.
 pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64), Error> {
-    let id = node.id;
-    let ipis_before = idt::ipi_count();
     let t0 = cpu::rdtsc();
     let seq = send(node, op, arg)?;
-    if mode == Mode::Ipi {
-        node.doorbell.ok_or(Error::NoLink(id))?.ring()?;
-    }
+    let (val, t1) = answer_of(node, mode, seq)?;
+    Ok((val, t1 - t0))
+}
+
+/// Waits for the answer to request `seq` (already sent) and returns its
+/// value.
+pub fn await_answer(node: &mut Node, mode: Mode, seq: u64) -> Result<u64, Error> {
+    answer_of(node, mode, seq).map(|(val, _)| val)
+}
+
+/// Waits for, pops and checks the answer to `seq`; returns its value and
+/// the TSC when it was taken.
+fn answer_of(node: &mut Node, mode: Mode, seq: u64) -> Result<(u64, u64), Error> {
+    let id = node.id;
     let link = node.link.as_mut().ok_or(Error::NoLink(id))?;
     let deadline = tsc::deadline_after_us(PING_TIMEOUT_US);
     let ok = match mode {
         Mode::Poll => {
             let mut ok = false;
             while !tsc::passed(deadline) {
-                if has_news(&mut link.rx) {
+                if has_news(link.rx.consumer()) {
                     ok = true;
                     break;
                 }
@@ -93,22 +107,25 @@ pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64)
             }
             ok
         }
-        // Wait for the doorbell itself too, not only the answer: every
-        // round trip then includes a delivered IPI, and no IPI is left
-        // pending to merge with the next one.
-        Mode::Ipi => wait::until(deadline, || {
-            has_news(&mut link.rx) && idt::ipi_count() != ipis_before
-        }),
+        // Announce the sleep in the response ring's need_wakeup word and
+        // sleep in `hlt` until the node's doorbell (the core's Sleeper).
+        Mode::Ipi => match link.rx.wait(Duration::from_micros(PING_TIMEOUT_US)) {
+            Ok(()) => true,
+            Err(RecvError::TimedOut) => false,
+            Err(RecvError::Consume(e)) => return Err(Error::Receive(id, e)),
+            Err(RecvError::Waiter(e)) => return Err(Error::Apic(e)),
+        },
     };
     if !ok {
         return Err(Error::PingTimeout(id, seq));
     }
     let mut buf = [0u8; bootparse::layout::RING_SLOT_SIZE as usize];
-    let n = link.rx.pop(&mut buf).map_err(|e| Error::Receive(id, e))?;
+    let n = link
+        .rx
+        .consumer()
+        .pop(&mut buf)
+        .map_err(|e| Error::Receive(id, e))?;
     let t1 = cpu::rdtsc();
-    if mode == Mode::Ipi {
-        IPI_PINGS.fetch_add(1, Ordering::Relaxed);
-    }
     let resp = buf
         .get(..n)
         .and_then(|b| Response::decode(b).ok())
@@ -116,7 +133,7 @@ pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64)
     if resp.seq != seq {
         return Err(Error::WrongAnswer(id, seq, resp.seq));
     }
-    Ok((resp.val, t1 - t0))
+    Ok((resp.val, t1))
 }
 
 /// One verified ping round trip; returns its length in TSC cycles.
@@ -151,13 +168,80 @@ pub fn run(
     Ok(())
 }
 
-/// Checks that kernel0 took exactly one doorbell IPI per IPI-mode answer
-/// (no IPI lost, none spurious).
-pub fn check_ipis_received() -> Result<u64, Error> {
-    let expected = IPI_PINGS.load(Ordering::Relaxed);
-    let got = idt::ipi_count();
-    if got != expected {
-        return Err(Error::IpiCount(expected, got));
+/// Doorbell accounting over the whole run, need-wakeup protocol.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bells {
+    /// Doorbells kernel0 rang to nodes (request rings).
+    pub to_nodes_rung: u64,
+    /// Notifications to nodes that rang nothing (the node was awake).
+    pub to_nodes_suppressed: u64,
+    /// Doorbells nodes rang to kernel0 (response rings, all epochs).
+    pub to_kernel0_rung: u64,
+    /// Notifications to kernel0 that rang nothing.
+    pub to_kernel0_suppressed: u64,
+    /// Doorbell IPIs kernel0 took.
+    pub taken: u64,
+    /// Sleeps kernel0 took waiting on response rings.
+    pub sleeps: u64,
+    /// Of those, ended by a doorbell with the answer there.
+    pub woken: u64,
+    /// Sleep announcements whose re-check found the answer already there.
+    pub rechecks_ready: u64,
+    /// Wake-ups that found no answer (a doorbell for another ring, or the
+    /// APIC timer slice); kernel0 slept again.
+    pub spurious: u64,
+}
+
+/// How long the final accounting waits for IPIs still pending (kernel0
+/// takes them only while asleep) and for the nodes' last counter updates.
+const SETTLE_US: u64 = 100_000;
+
+/// Checks kernel0's doorbell IPIs against what the nodes say they rang
+/// (none spurious, none missing but for merges into a pending IPI, see
+/// below), and gathers the counters. Kernel0 sleeps while it waits, so
+/// IPIs that arrived while it ran with interrupts masked are taken.
+pub fn check_bells(ctl: &Control, nodes: &[Node]) -> Result<Bells, Error> {
+    let rung_by_nodes = || {
+        nodes.iter().fold(0, |sum, n| {
+            sum + n.bells_past.0 + crate::nodes::bells_of(ctl, n.id).0
+        })
+    };
+    wait::until(tsc::deadline_after_us(SETTLE_US), || {
+        idt::ipi_count() == rung_by_nodes()
+    });
+    let mut b = Bells {
+        taken: idt::ipi_count(),
+        ..Bells::default()
+    };
+    for n in nodes {
+        let (rung, suppressed) = crate::nodes::bells_of(ctl, n.id);
+        b.to_kernel0_rung += n.bells_past.0 + rung;
+        b.to_kernel0_suppressed += n.bells_past.1 + suppressed;
+        let (mut s, mut w) = (n.sent_past, n.waits_past);
+        if let Some(link) = n.link.as_ref() {
+            let (ls, lw) = (link.tx.stats(), link.rx.stats());
+            s.rung += ls.rung;
+            s.suppressed += ls.suppressed;
+            w.sleeps += lw.sleeps;
+            w.woken += lw.woken;
+            w.rechecks_ready += lw.rechecks_ready;
+            w.spurious += lw.spurious;
+        }
+        b.to_nodes_rung += s.rung;
+        b.to_nodes_suppressed += s.suppressed;
+        b.sleeps += w.sleeps;
+        b.woken += w.woken;
+        b.rechecks_ready += w.rechecks_ready;
+        b.spurious += w.spurious;
     }
-    Ok(got)
+    // Not one IPI more than rung (none spurious). Fewer only by merges: the
+    // local APIC keeps one pending interrupt per vector, so a doorbell that
+    // arrives while an earlier one is still pending (kernel0 runs with
+    // interrupts masked except in `hlt`) is merged into it. An IPI is left
+    // pending only when kernel0 announced a sleep and its re-check found
+    // the answer already there, so at most one merge per such re-check.
+    if b.taken > b.to_kernel0_rung || b.to_kernel0_rung - b.taken > b.rechecks_ready {
+        return Err(Error::IpiCount(b.to_kernel0_rung, b.taken));
+    }
+    Ok(b)
 }

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::nodes::{Node, Starter, fence};
 use crate::pingpong::{self, Mode};
 use bootparse::layout::{self, control as c};
-use bootparse::wire::{OP_CRASH, OP_OVERFLOW, OP_PING, Response, ping_answer};
+use bootparse::wire::{OP_CRASH, OP_FANIN, OP_OVERFLOW, OP_PING, Response, ping_answer};
 use core::sync::atomic::Ordering;
 use mkipc::spsc::ConsumeError;
 use platform::{console, cpu, tsc, wait};
@@ -82,7 +82,7 @@ fn target_of(kind: Stray, node: &Node) -> Result<Target, Error> {
         Stray::Kernel0Image => (layout::KERNEL0_BASE, layout::KERNEL0_BASE, PF_WRITE),
         Stray::RequestRingProducer => {
             let link = node.link.as_ref().ok_or(Error::NoLink(node.id))?;
-            let off = layout::RING_REGION_OFFSET + link.tx.layout().tail_word() as u64;
+            let off = layout::RING_REGION_OFFSET + link.request.tail_word() as u64;
             let (n, k) = shared(off);
             (n, k, PF_PRESENT | PF_WRITE)
         }
@@ -130,7 +130,23 @@ pub struct Cycle {
     pub restart_us: u64,
     /// Epoch the node runs under after the restart.
     pub epoch: u64,
+    /// Bulk buffers the dead node had lent, accounted for after the fence.
+    pub reclaimed: crate::bulk::Reclaimed,
+    /// Fan-in messages the node sent before the crash command (all
+    /// delivered in sequence).
+    pub fanin_before: u64,
+    /// Of those, delivered after the fence (the drain).
+    pub fanin_drained: u64,
+    /// Lane epoch after the reset.
+    pub fanin_epoch: u64,
+    /// Fan-in messages from the other nodes verified while it was down.
+    pub fanin_others: u64,
 }
+
+/// Fan-in messages the target sends just before its crash command.
+pub const FANIN_BEFORE_CRASH: u64 = 16;
+/// Fan-in burst asked of each other node per round while one is down.
+const FANIN_WHILE_DOWN: u64 = 8;
 
 fn read_word(kernel0_addr: u64) -> u64 {
     if kernel0_addr == 0 {
@@ -154,7 +170,7 @@ fn drain(node: &mut Node, first_seq: u64, args: &[u64], answered: &mut u64) -> R
     };
     let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
     loop {
-        match link.rx.pop(&mut buf) {
+        match link.rx.consumer().pop(&mut buf) {
             Ok(n) => {
                 let resp = buf
                     .get(..n)
@@ -183,6 +199,7 @@ pub fn cycle(
     nodes: &mut [Node],
     target: usize,
     kind: Stray,
+    fanin: &mut crate::fanin::FanIn,
 ) -> Result<Cycle, Error> {
     let ctl = &starter.ctl;
     let id = nodes.get(target).map(|n| n.id).ok_or(Error::NoSecondary)?;
@@ -193,11 +210,20 @@ pub fn cycle(
     let mut want_word = read_word(stray.kernel0_addr);
     let beat = ctl.node(id, c::HEARTBEAT);
     let mut args = [0u64; BEFORE_CRASH as usize];
+    // Leave a bulk transfer unfinished: buffers lent by the node, some held
+    // by kernel0, some still queued, when the crash comes.
+    let in_flight = {
+        let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
+        crate::bulk::leave_in_flight(ctl, n)?
+    };
     let t0 = cpu::rdtsc();
     let first_seq;
+    let fanin_expected = fanin.next_of(id) + FANIN_BEFORE_CRASH;
+    let fanin_verified_before = fanin.verified;
     {
         let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         pingpong::set_mode(ctl, n, Mode::Poll);
+        pingpong::send(n, OP_FANIN, FANIN_BEFORE_CRASH)?;
         first_seq = n.seq + 1;
         for (i, a) in args.iter_mut().enumerate() {
             *a = t0.rotate_left(i as u32 * 9) ^ 0xa5a5;
@@ -213,7 +239,7 @@ pub fn cycle(
             pingpong::send(n, OP_PING, i)?;
         }
         if kind == Stray::RequestRingProducer {
-            want_word = n.link.as_ref().map_or(0, |l| l.tx.published());
+            want_word = n.link.as_mut().map_or(0, |l| l.tx.producer().published());
         }
     }
     let overall = tsc::deadline_after_us(starter.config.dead_ms * 1000 + CRASH_TIMEOUT_US);
@@ -228,11 +254,13 @@ pub fn cycle(
             if i == target {
                 drain(n, first_seq, &args, &mut answered)?;
             } else {
+                pingpong::send(n, OP_FANIN, FANIN_WHILE_DOWN)?;
                 arg = arg.rotate_left(7) ^ 0x5555;
                 pingpong::ping(n, Mode::Ipi, arg)?;
                 others += 1;
             }
         }
+        fanin.pump()?;
         if nodes.len() == 1 {
             // Nobody else to serve: sleep a millisecond between looks.
             wait::until(tsc::deadline_after_us(1_000), || false);
@@ -264,6 +292,12 @@ pub fn cycle(
     let report = ctl.node(id, c::FAULT_VECTOR).load(Ordering::Acquire);
     let fault_addr = ctl.node(id, c::FAULT_ADDR).load(Ordering::Relaxed);
     fence(node)?;
+    // Kernel0's end of the old pool goes with this scope; the restart
+    // formats a fresh pool under the new epoch.
+    let mut old_pool = node.pool.take().ok_or(Error::NoLink(id))?;
+    let reclaimed = crate::bulk::reclaim(id, &mut old_pool, in_flight)?;
+    let (fanin_drained, fanin_epoch) = fanin.recover(id, fanin_expected)?;
+    let fanin_others = fanin.verified - fanin_verified_before - FANIN_BEFORE_CRASH;
     if console::release_if_held_by(id) {
         platform::println!("node {id} died holding the console lock; released");
     }
@@ -302,5 +336,10 @@ pub fn cycle(
         others_answered: others,
         restart_us: started.ready_us,
         epoch: node.epoch,
+        reclaimed,
+        fanin_before: FANIN_BEFORE_CRASH,
+        fanin_drained,
+        fanin_epoch,
+        fanin_others,
     })
 }

@@ -23,3 +23,14 @@ pub fn until(deadline: u64, mut cond: impl FnMut() -> bool) -> bool {
     let waiter = unsafe { IpiWaiter::new() };
     waiter.wait_until(deadline, cond) == WaitOutcome::Ready
 }
+
+/// The IPI waiter for mkipc's need-wakeup protocol (`mkipc::doorbell::
+/// Waiter`), or `None` before [`crate::idt::load`].
+pub fn waiter() -> Option<IpiWaiter> {
+    if !crate::idt::loaded() {
+        return None;
+    }
+    // SAFETY: as in `until`: the IDT is loaded and handles the doorbell,
+    // timer and spurious vectors.
+    Some(unsafe { IpiWaiter::new() })
+}

@@ -10,6 +10,7 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 
+mod bulk;
 mod entry;
 mod memory;
 mod serve;
@@ -76,14 +77,15 @@ pub fn run(params_virt: u64, image: Image) -> ! {
     console::attach(&ctl);
     // Attach to the rings while the entry tables still map the whole shared
     // region: their layouts decide which shared pages we keep.
-    let link = match serve::connect(&params) {
+    let (mut link, pool_shape) = match serve::connect(&params) {
         Ok(l) => l,
         Err(why) => {
             println!("cannot attach to the rings: {why}; halting");
             cpu::halt_forever()
         }
     };
-    let grants = memory::grants(&params, link.rx.layout(), link.tx.layout());
+    let response = *link.tx.producer().layout();
+    let grants = memory::grants(&params, link.rx.layout(), &response, &pool_shape);
     if let Err(e) = memory::switch_to_own_tables(&params, &grants) {
         println!("own page tables failed: {e:?}; halting");
         cpu::halt_forever()

@@ -7,11 +7,12 @@
 
 use bootparse::bootparams::BootParams;
 use bootparse::layout::{self, control as c};
+use mkipc::pool::PoolLayout;
 use mkipc::spsc::RingLayout;
 use platform::cell::RacyCell;
 use platform::paging::{Builder, NO_CACHE, PagingError, WRITABLE, WRITE_THROUGH};
 
-const POOL_FRAMES: usize = 10;
+const POOL_FRAMES: usize = 16;
 const PAGE: u64 = 0x1000;
 
 #[repr(C, align(4096))]
@@ -31,14 +32,49 @@ pub struct Grant {
 }
 
 /// Most grants a node holds.
-pub const MAX_GRANTS: usize = 12;
+pub const MAX_GRANTS: usize = 24;
 
-/// The shared pages of node `p.node_id`: the console lock and its status
-/// page writable, its command page and the mkipc header read-only, and in
-/// each of its rings only its own section writable.
-pub fn grants(p: &BootParams, request: &RingLayout, response: &RingLayout) -> [Grant; MAX_GRANTS] {
-    let node = c::node_word(u64::from(p.node_id), 0);
-    let ring = |r: &RingLayout, consumer: bool| {
+/// The node's bulk pool as its grants need it: where the descriptor,
+/// the two rings and the buffers lie.
+pub struct PoolShape {
+    /// The validated pool layout.
+    pub layout: PoolLayout,
+    /// Its submission ring (the node produces).
+    pub submit: RingLayout,
+    /// Its completion ring (the node consumes).
+    pub completion: RingLayout,
+    /// The fan-in channel's descriptor and consumer control words (read
+    /// only) and this node's lane ring.
+    pub fanin_head: core::ops::Range<usize>,
+    /// This node's lane of the fan-in channel.
+    pub fanin_lane: RingLayout,
+}
+
+/// Collects grants into a fixed array.
+struct Grants {
+    all: [Grant; MAX_GRANTS],
+    len: usize,
+}
+
+impl Grants {
+    fn push(&mut self, offset: u64, len: u64, writable: bool) {
+        if len == 0 {
+            return;
+        }
+        // MAX_GRANTS covers every grant `grants` pushes; an overflow would
+        // drop a grant, and the node would then fault on that page.
+        if let Some(g) = self.all.get_mut(self.len) {
+            *g = Grant {
+                offset,
+                len,
+                writable,
+            };
+            self.len += 1;
+        }
+    }
+
+    /// A ring: only this node's own section writable.
+    fn ring(&mut self, r: &RingLayout, consumer: bool) {
         let base = layout::RING_REGION_OFFSET;
         let own = if consumer {
             r.consumer_section()
@@ -47,64 +83,64 @@ pub fn grants(p: &BootParams, request: &RingLayout, response: &RingLayout) -> [G
         };
         let (start, end) = (r.offset() as u64, (r.offset() + r.size()) as u64);
         let (own_start, own_end) = (own.start as u64, own.end as u64);
-        [
-            Grant {
-                offset: base + start,
-                len: own_start - start,
-                writable: false,
-            },
-            Grant {
-                offset: base + own_start,
-                len: own_end - own_start,
-                writable: true,
-            },
-            Grant {
-                offset: base + own_end,
-                len: end - own_end,
-                writable: false,
-            },
-        ]
+        self.push(base + start, own_start - start, false);
+        self.push(base + own_start, own_end - own_start, true);
+        self.push(base + own_end, end - own_end, false);
+    }
+}
+
+/// The shared pages of node `p.node_id`: the console lock and its status
+/// page writable, its command page and the mkipc header read-only, in each
+/// of its rings only its own section writable, and of its bulk pool the
+/// descriptor read-only (kernel0 formats it), its own ring sections and
+/// the buffers writable; of the MPSC fan-in channel the descriptor and the
+/// consumer's control words read-only and only its own lane (producer
+/// section writable), no other node's lane.
+pub fn grants(
+    p: &BootParams,
+    request: &RingLayout,
+    response: &RingLayout,
+    pool: &PoolShape,
+) -> [Grant; MAX_GRANTS] {
+    let node = c::node_word(u64::from(p.node_id), 0);
+    let mut g = Grants {
+        all: [Grant {
+            offset: 0,
+            len: 0,
+            writable: false,
+        }; MAX_GRANTS],
+        len: 0,
     };
-    let [q0, q1, q2] = ring(request, true);
-    let [r0, r1, r2] = ring(response, false);
-    [
-        Grant {
-            offset: c::CONSOLE_LOCK,
-            len: PAGE,
-            writable: true,
-        },
-        Grant {
-            offset: node,
-            len: PAGE,
-            writable: false,
-        },
-        Grant {
-            offset: node + c::STATUS_PAGE,
-            len: PAGE,
-            writable: true,
-        },
-        Grant {
-            offset: layout::RING_REGION_OFFSET,
-            len: PAGE,
-            writable: false,
-        },
-        q0,
-        q1,
-        q2,
-        r0,
-        r1,
-        r2,
-        Grant {
-            offset: 0,
-            len: 0,
-            writable: false,
-        },
-        Grant {
-            offset: 0,
-            len: 0,
-            writable: false,
-        },
-    ]
+    g.push(c::CONSOLE_LOCK, PAGE, true);
+    g.push(node, PAGE, false);
+    g.push(node + c::STATUS_PAGE, PAGE, true);
+    g.push(layout::RING_REGION_OFFSET, PAGE, false);
+    g.ring(request, true);
+    g.ring(response, false);
+    let base = layout::RING_REGION_OFFSET;
+    let desc_start = pool.layout.offset() as u64;
+    let desc_end = pool.layout.submit_ring().min(pool.layout.completion_ring()) as u64;
+    g.push(
+        base + desc_start,
+        desc_end.saturating_sub(desc_start),
+        false,
+    );
+    g.ring(&pool.submit, false);
+    g.ring(&pool.completion, true);
+    let buffers = pool.layout.buffer_area();
+    g.push(
+        base + buffers.start as u64,
+        (buffers.end - buffers.start) as u64,
+        true,
+    );
+    let head = &pool.fanin_head;
+    g.push(
+        base + head.start as u64,
+        (head.end - head.start) as u64,
+        false,
+    );
+    g.ring(&pool.fanin_lane, false);
+    g.all
 }
 
 /// Builds the tables and loads them into CR3.

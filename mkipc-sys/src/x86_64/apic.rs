@@ -66,6 +66,34 @@ pub enum ApicError {
     ReservedVector(u8),
 }
 
+impl core::fmt::Display for ApicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ApicError::BaseMismatch(b) => write!(
+                f,
+                "the local APIC is at {b:#x}, not where its registers were mapped; map that page"
+            ),
+            ApicError::IpiStuck => write!(
+                f,
+                "an IPI stayed pending past the poll bound (is the destination APIC id right?)"
+            ),
+            ApicError::TimerDead => write!(f, "the APIC timer did not count during calibration"),
+            ApicError::NotInitialised => {
+                write!(
+                    f,
+                    "the local APIC (or its timer) is not initialised; call init first"
+                )
+            }
+            ApicError::ReservedVector(v) => write!(
+                f,
+                "vector {v} is a CPU exception vector; use 32..=255 for interrupts"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ApicError {}
+
 /// True when CPUID offers x2APIC on this CPU.
 pub fn has_x2apic() -> bool {
     cpuid(1, 0).ecx & (1 << 21) != 0

@@ -12,10 +12,18 @@
 //!
 //! The kernel owns its IDT: the gate of the doorbell vector must call
 //! [`acknowledge`], the timer vector's gate must call [`super::apic::eoi`].
+//!
+//! Both implement mkipc's platform traits ([`mkipc::doorbell::Doorbell`],
+//! [`mkipc::doorbell::Waiter`]), so the core's need-wakeup protocol
+//! (`Notifier`, `Sleeper`, `NotifyingProducer`, `BlockingConsumer`) runs
+//! on them unchanged: the waiter's snapshot is `cli` plus the count of
+//! doorbells taken, read before the re-check.
 
 use super::apic::{self, ApicError};
 use super::{cpu, tsc};
 use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+use mkipc::doorbell::{Doorbell, Waiter, Wake};
 
 /// Longest single sleep: the condition is re-checked at least this often
 /// even when no doorbell comes.
@@ -132,5 +140,66 @@ impl IpiWaiter {
     /// [`Self::wait_until`] with a deadline `us` microseconds from now.
     pub fn wait_us(&self, us: u64, cond: impl FnMut() -> bool) -> WaitOutcome {
         self.wait_until(tsc::deadline_after_us(us), cond)
+    }
+}
+
+impl Doorbell for IpiDoorbell {
+    type Error = ApicError;
+
+    fn ring(&self) -> Result<(), ApicError> {
+        IpiDoorbell::ring(self)
+    }
+}
+
+impl Waiter for IpiWaiter {
+    type Error = ApicError;
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(tsc::ns_from_cycles(cpu::rdtsc()))
+    }
+
+    /// Masks interrupts (`cli`) and notes the doorbells taken so far (the
+    /// snapshot), calls `ready()` once, and unless it found work sleeps in
+    /// `sti; hlt` slices of at most [`MAX_SLEEP_US`] until a doorbell was
+    /// taken (`Rung`: any doorbell to this CPU, the caller re-checks) or
+    /// `timeout` passed (`TimedOut`). A doorbell landing after the `cli`
+    /// stays pending and ends the next `hlt` at once, so it is never lost.
+    /// Returns with interrupts masked.
+    fn wait_unless<F: FnMut() -> bool>(
+        &self,
+        mut ready: F,
+        timeout: Duration,
+    ) -> Result<Wake, ApicError> {
+        cpu::cli();
+        let snapshot = taken();
+        if ready() {
+            return Ok(Wake::Ready);
+        }
+        // At most a day: keeps the cycle count of the deadline in range.
+        let us =
+            u64::try_from(timeout.as_micros()).map_or(86_400_000_000, |us| us.min(86_400_000_000));
+        let deadline = tsc::deadline_after_us(us);
+        loop {
+            cpu::cli();
+            if taken() != snapshot {
+                apic::stop_timer();
+                return Ok(Wake::Rung);
+            }
+            let now = cpu::rdtsc();
+            if now >= deadline {
+                apic::stop_timer();
+                return Ok(Wake::TimedOut);
+            }
+            let left_us = tsc::ns_from_cycles(deadline - now) / 1000 + 1;
+            if apic::arm_timer_us(left_us.min(self.max_sleep_us)).is_err() {
+                // No timer: spin instead, still bounded by `deadline`.
+                cpu::pause();
+                continue;
+            }
+            // SAFETY: `new`'s contract: the IDT handles every vector that
+            // can arrive (doorbell, timer, spurious). A doorbell that arrived
+            // since the `cli` above is pending and wakes this hlt at once.
+            unsafe { cpu::sti_hlt() };
+        }
     }
 }
