@@ -265,9 +265,14 @@ fn rust_peer(path: &Path) -> Result<String, String> {
 }
 
 /// Runs the C program `exe` against the Rust peer over a fresh `/dev/shm` file.
-fn exchange_with(exe: &Path, name: &str) {
+///
+/// `LD_LIBRARY_PATH` is set to the freshly built libraries only: cargo's test
+/// environment points it at the outer target directory, where an older
+/// `libmkipc_sys.so` may lie.
+fn exchange_with(exe: &Path, name: &str, lib_dir: &Path) {
     let path = PathBuf::from(format!("/dev/shm/mkipc-capi-{name}-{}", std::process::id()));
     let mut child = Command::new(exe)
+        .env("LD_LIBRARY_PATH", lib_dir)
         .arg(&path)
         .arg(RING_MESSAGES.to_string())
         .arg(CHANNEL_MESSAGES.to_string())
@@ -283,6 +288,10 @@ fn exchange_with(exe: &Path, name: &str) {
     } else {
         Err(format!("the C program did not get ready: {ready:?}"))
     };
+    if peer.is_err() {
+        // Do not wait for the C side's own deadline.
+        let _ = child.kill();
+    }
     let status = child.wait().unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
@@ -330,14 +339,14 @@ fn c_program_on_the_cdylib_exchanges_with_a_rust_peer() {
         ],
         &out,
     );
-    exchange_with(&out, "dynamic");
+    exchange_with(&out, "dynamic", &lib);
 }
 
 #[test]
 fn c_program_on_the_staticlib_exchanges_with_a_rust_peer() {
-    let lib = libs(None).join("libmkipc_sys.a");
+    let lib_dir = libs(None);
     let out = exe("exchange-static");
-    let lib = lib.display().to_string();
+    let lib = lib_dir.join("libmkipc_sys.a").display().to_string();
     gcc(
         &[
             "tests/c/exchange.c",
@@ -350,7 +359,7 @@ fn c_program_on_the_staticlib_exchanges_with_a_rust_peer() {
         ],
         &out,
     );
-    exchange_with(&out, "static");
+    exchange_with(&out, "static", &lib_dir);
 }
 
 #[test]
