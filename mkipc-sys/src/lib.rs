@@ -6,6 +6,8 @@
 //!   x2APIC) with an interrupt-driven waiter, TSC timing calibrated against
 //!   the PIT, a 16550 serial console; for bare-metal kernels.
 //!
+//! * [`capi`] (feature `capi`): the C ABI, `include/mkipc.h`.
+//!
 //! The core crate `mkipc` knows nothing of any platform; this crate supplies the
 //! pieces it needs from one.
 
@@ -15,6 +17,9 @@
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;
+
+#[cfg(feature = "capi")]
+pub mod capi;
 
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

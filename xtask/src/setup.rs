@@ -91,3 +91,17 @@ pub fn qemu() -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status_ok(&format!("apt-get install {QEMU_PACKAGE}"))
 }
+
+/// Makes sure `cbindgen` (which generates the C ABI header) is installed.
+pub fn cbindgen() -> Result<(), String> {
+    let present = Command::new("cbindgen")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    Command::new("cargo")
+        .args(["install", "cbindgen", "--locked"])
+        .status_ok("installing cbindgen")
+}

@@ -15,6 +15,8 @@ const STEPS: &[Step] = &[
     ("tests", tests),
     ("no_std builds", no_std),
     ("loom models", loom),
+    ("setup: cbindgen", setup::cbindgen),
+    ("capi: header, lints, C programs", capi),
     ("setup: qemu", setup::qemu),
     ("kernels: lints, host tests, 2- and 4-CPU boots", kernels),
     ("setup: miri", setup::miri),
@@ -106,6 +108,50 @@ fn no_std() -> Result<(), String> {
     cargo(&["build", "-p", "mkipc-sys", "--no-default-features"])
         .args(["--target", "x86_64-unknown-none"])
         .status_ok("no_std build of mkipc-sys")
+}
+
+/// The C ABI: the checked-in header must be what cbindgen generates now; lints
+/// with the feature on; then the C programs (gcc) against the cdylib, the
+/// staticlib and the bare-metal staticlib, and the ABI's Rust-side tests.
+fn capi() -> Result<(), String> {
+    let root = crate::run::root();
+    let header = root.join("mkipc-sys/include/mkipc.h");
+    let fresh = root.join("target/capi/mkipc.h");
+    std::fs::create_dir_all(root.join("target/capi")).map_err(|e| e.to_string())?;
+    std::process::Command::new("cbindgen")
+        .args(["-q", "--config", "mkipc-sys/cbindgen.toml", "--output"])
+        .arg(&fresh)
+        .arg("mkipc-sys/src/capi/mod.rs")
+        .current_dir(&root)
+        .status_ok("cbindgen")?;
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    if read(&header)? != read(&fresh)? {
+        return Err(format!(
+            "{} is stale: regenerate it with `cbindgen --config mkipc-sys/cbindgen.toml \
+             --output mkipc-sys/include/mkipc.h mkipc-sys/src/capi/mod.rs` and commit it",
+            header.display()
+        ));
+    }
+    cargo(&[
+        "clippy",
+        "-p",
+        "mkipc-sys",
+        "--features",
+        "capi",
+        "--all-targets",
+    ])
+    .args(["--", "-D", "warnings"])
+    .status_ok("clippy with the capi feature")?;
+    cargo(&["clippy", "-p", "mkipc-sys", "--no-default-features"])
+        .args([
+            "--features",
+            "capi,panic-handler",
+            "--target",
+            "x86_64-unknown-none",
+        ])
+        .args(["--", "-D", "warnings"])
+        .status_ok("clippy of the bare-metal C ABI")?;
+    cargo(&["test", "-p", "mkipc-sys", "--features", "capi"]).status_ok("C ABI tests")
 }
 
 /// Every `mkipc/tests/loom_*.rs` model, with a preemption bound.

@@ -178,6 +178,23 @@ impl PoolReceiver {
         }
     }
 
+    /// The handle of held buffer `index` carrying `len` bytes, if this receiver
+    /// holds that buffer and `len` fits it.
+    ///
+    /// For bindings that hand out buffer indices instead of [`Held`] tokens (the C
+    /// ABI). A second handle for one buffer is refused by
+    /// [`PoolReceiver::give_back`] once the first was given back.
+    pub fn held_at(&self, index: usize, len: usize) -> Option<Held> {
+        let held = index < self.layout.buffer_count()
+            && self.held.contains(index)
+            && len <= self.layout.buffer_size();
+        held.then_some(Held {
+            pool: self.layout.offset(),
+            index,
+            len,
+        })
+    }
+
     /// A read-only view of a held buffer, reading through [`Region`].
     pub fn view(&self, held: &Held) -> BufferView<'_> {
         BufferView {

@@ -169,6 +169,18 @@ impl PoolSender {
         }
     }
 
+    /// The loan of buffer `index`, if that buffer is loaned and not yet sent.
+    ///
+    /// For bindings that hand out buffer indices instead of [`Loan`] tokens (the C
+    /// ABI). The private ledger still decides every transition: a second token for
+    /// one buffer is refused by [`PoolSender::send`] once the first was sent.
+    pub fn loan_at(&self, index: usize) -> Option<Loan> {
+        (index < self.layout.buffer_count() && self.ledger.is_loaned(index)).then_some(Loan {
+            pool: self.layout.offset(),
+            index,
+        })
+    }
+
     /// Gives an unsent loan back to the free set.
     pub fn cancel(&mut self, loan: Loan) -> Result<(), SendError> {
         self.owned(&loan)?;

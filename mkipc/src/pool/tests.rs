@@ -149,3 +149,30 @@ fn faults_latch_and_count() {
     assert_eq!(tx.send_bytes(b"x"), Err(SendError::Broken(fault)));
     assert_eq!(tx.fault_count(), 1);
 }
+
+#[test]
+fn tokens_rebuilt_from_indices_obey_the_ledger() {
+    let (_r, mut tx, mut rx) = small();
+    assert_eq!(tx.loan_at(0), None, "a free buffer has no loan");
+    assert_eq!(tx.loan_at(99), None, "out of range");
+    let loan = tx.loan().unwrap();
+    let index = loan.index();
+    let twin = tx.loan_at(index).unwrap();
+    tx.send(loan, 8).unwrap();
+    let refused = tx.send(twin, 8).unwrap_err();
+    assert_eq!(
+        refused.error,
+        SendError::ForeignLoan,
+        "a sent buffer is lent"
+    );
+    assert_eq!(tx.loan_at(index), None);
+
+    let held = rx.recv().unwrap();
+    assert_eq!(rx.held_at(index, 65), None, "longer than a buffer");
+    assert_eq!(rx.held_at(index + 1, 8), None, "not held");
+    let twin = rx.held_at(index, 8).unwrap();
+    assert_eq!(twin, held);
+    rx.give_back(held).unwrap();
+    assert_eq!(rx.give_back(twin), Err(RecvError::ForeignHandle));
+    assert_eq!(tx.collect().unwrap(), 1);
+}
