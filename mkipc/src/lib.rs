@@ -6,6 +6,8 @@
 //! * [`layout`] and [`header`]: the wire format and the region header.
 //! * [`spsc`]: the single-producer, single-consumer ring.
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
+//! * [`manifest`], [`handshake`], [`lifecycle`], [`recorder`]: who shares the region,
+//!   how channel ends connect, liveness and recovery, and each end's flight recorder.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
 //! regions, `std` (default) implies it. Whatever a peer writes into shared memory
@@ -22,9 +24,13 @@ extern crate alloc;
 extern crate std;
 
 mod fault;
+pub mod handshake;
 pub mod header;
 pub mod layout;
+pub mod lifecycle;
+pub mod manifest;
 mod message_type;
+pub mod recorder;
 mod shm;
 pub mod spsc;
 mod sync;
