@@ -27,3 +27,6 @@ mod sender;
 pub use link::{Agreement, ConnectError, Hello, LinkStatus, ReclaimError};
 pub use receiver::{Receiver, RecvError};
 pub use sender::{SendError, Sender};
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests;

@@ -363,3 +363,6 @@ impl Watchdog {
         self.status
     }
 }
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests;

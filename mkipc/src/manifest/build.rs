@@ -367,10 +367,9 @@ impl<'a> ManifestBuilder<'a> {
             }
         }
         let mut ends_per_node = 0u32;
-        for (i, n) in self.nodes.iter().enumerate() {
+        for n in self.nodes {
             let held = self.grants.iter().filter(|g| g.node == n.id).count();
             too_many("ends held by one node", held, MAX_ENDS_PER_NODE)?;
-            let _ = i;
             ends_per_node = ends_per_node.max(held as u32);
         }
         for (i, g) in self.grants.iter().enumerate() {
@@ -439,7 +438,7 @@ impl<'a> ManifestBuilder<'a> {
             }
             ChannelKind::Mpsc | ChannelKind::Pool => {
                 let a = c.geometry.section_align;
-                if !a.is_power_of_two() || a < 128 || a > 2 << 20 {
+                if !a.is_power_of_two() || !(128..=2 << 20).contains(&a) {
                     return Err(BuildError::Geometry {
                         channel: i,
                         error: GeometryError::SectionAlign(a),
@@ -451,7 +450,7 @@ impl<'a> ManifestBuilder<'a> {
                 if c.max_producers == 0 || c.max_producers > MAX_PRODUCERS {
                     return Err(bad("max_producers"));
                 }
-                if c.size == 0 || c.size % 8 != 0 {
+                if c.size == 0 || !c.size.is_multiple_of(8) {
                     return Err(bad("size"));
                 }
                 c.size

@@ -248,3 +248,6 @@ pub(crate) fn checksum(
     }
     Ok(hash)
 }
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests;

@@ -261,6 +261,12 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Where the tables and sections lie.
+    #[cfg(test)]
+    pub(crate) fn tables(&self) -> Tables {
+        self.tables
+    }
+
     /// The region the manifest describes.
     pub fn region(&self) -> &Region {
         &self.region
@@ -613,13 +619,13 @@ fn check_channel(
                 return Err(bad("max_producers", producers.into()));
             }
             let align = geometry.section_align;
-            if !align.is_power_of_two() || align < 128 || align > 2 << 20 {
+            if !align.is_power_of_two() || !(128..=2 << 20).contains(&align) {
                 return Err(bad("section_align", align.into()));
             }
             if geometry.slot_count == 0 || geometry.slot_size == 0 {
                 return Err(bad("slot_count", geometry.slot_count.into()));
             }
-            if size == 0 || size % 8 != 0 {
+            if size == 0 || !size.is_multiple_of(8) {
                 return Err(bad("size", size));
             }
         }
@@ -634,7 +640,10 @@ fn check_channel(
     }
     let align = manifest_align.max(geometry.section_align) as u64;
     let end = offset.checked_add(size);
-    if offset % align != 0 || offset < t.data as u64 || end.is_none_or(|e| e > region_len as u64) {
+    if !offset.is_multiple_of(align)
+        || offset < t.data as u64
+        || end.is_none_or(|e| e > region_len as u64)
+    {
         return Err(ManifestError::Misplaced {
             index,
             offset,

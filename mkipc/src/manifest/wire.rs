@@ -208,5 +208,5 @@ const _: () = {
     assert!(offset_of!(EndControl, events) == 96);
     assert!(size_of::<EventRecord>() == 32);
     assert!(RECORDER_LEN.is_power_of_two());
-    assert!(END_BLOCK % CACHE_LINE == 0);
+    assert!(END_BLOCK.is_multiple_of(CACHE_LINE));
 };
