@@ -1,21 +1,16 @@
 //! The connect words of one channel end, the errors, and the shared plumbing of
 //! both ends.
 
-use core::fmt;
-use core::mem::size_of;
-
-use zerocopy::FromBytes;
-
 use crate::MessageType;
 use crate::header::HeaderError;
 use crate::layout::{ABI_VERSION, LAYOUT_HASH};
 use crate::lifecycle::{LocalNode, NodeWords};
-use crate::manifest::wire::EndControl;
 use crate::manifest::{ChannelInfo, ChannelKind, End, GrantInfo, Manifest, ManifestError, Rights};
 use crate::recorder::{EventKind, FlightRecorder};
 use crate::shm::{AccessError, Region};
 use crate::spsc::RingError;
 use crate::sync::Ordering;
+use core::fmt;
 
 /// What one end brings to the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,10 +244,14 @@ impl From<AccessError> for ReclaimError {
     }
 }
 
-/// Upper half of a link state word: `"LINK"`.
-const LINK_TAG: u64 = (u32::from_le_bytes(*b"LINK") as u64) << 32;
+/// Top 16 bits of a link state word: `"LK"`.
+const LINK_TAG: u64 = (u16::from_le_bytes(*b"LK") as u64) << 48;
 
 /// State of one end's connect words.
+///
+/// On the wire: `"LK"` in bits 48..64, the state in bits 32..48 and the writer's
+/// publish count in bits 0..32 (so a reader can tell two publications of the same
+/// state apart); 0 means never written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LinkState {
     Idle,
@@ -262,21 +261,28 @@ pub(crate) enum LinkState {
 }
 
 impl LinkState {
-    pub(crate) const fn to_wire(self) -> u64 {
-        match self {
+    pub(crate) const fn to_wire(self, count: u32) -> u64 {
+        let code = match self {
             LinkState::Idle => 0,
-            LinkState::Offered => LINK_TAG | 1,
-            LinkState::Accepted => LINK_TAG | 2,
-            LinkState::Closed => LINK_TAG | 3,
-        }
+            LinkState::Offered => 1,
+            LinkState::Accepted => 2,
+            LinkState::Closed => 3,
+        };
+        LINK_TAG | code << 32 | count as u64
     }
 
     pub(crate) const fn from_wire(w: u64) -> Option<LinkState> {
-        match w {
+        if w == 0 {
+            return Some(LinkState::Idle);
+        }
+        if w & (0xffff << 48) != LINK_TAG {
+            return None;
+        }
+        match (w >> 32) & 0xffff {
             0 => Some(LinkState::Idle),
-            w if w == LINK_TAG | 1 => Some(LinkState::Offered),
-            w if w == LINK_TAG | 2 => Some(LinkState::Accepted),
-            w if w == LINK_TAG | 3 => Some(LinkState::Closed),
+            1 => Some(LinkState::Offered),
+            2 => Some(LinkState::Accepted),
+            3 => Some(LinkState::Closed),
             _ => None,
         }
     }
@@ -307,6 +313,8 @@ pub(crate) struct Link {
     pub peer_node: NodeWords,
     pub epoch: u64,
     pub hello: Hello,
+    /// Our publish count (low half of our state word).
+    pub count: u32,
     pub recorder: FlightRecorder,
     /// Refusals caused by the peer's words (not latched: a restarted peer may fix
     /// them), published in our block.
@@ -359,7 +367,10 @@ impl Link {
         }
         let peer_node = NodeWords::of(&manifest.node(peer.node)?);
         let region = manifest.region().clone();
+        // Relaxed: our own word; continue its count so readers never see a repeat.
+        let count = region.load(word!(grant.end_block, state), Ordering::Relaxed)? as u32;
         Ok(Link {
+            count,
             recorder: FlightRecorder::new(region.clone(), grant.end_block),
             region,
             channel: ch,
@@ -379,12 +390,17 @@ impl Link {
     }
 
     /// Writes our hello with `state` last.
+    ///
+    /// The state goes to `Idle` first and every field store is Release: a reader
+    /// whose Acquire load sees any new field then sees a newer state word than the
+    /// one it started with, and retries (see `read_peer`).
     pub(crate) fn publish(
-        &self,
+        &mut self,
         state: LinkState,
         peer_epoch: u64,
         agreed: u64,
     ) -> Result<(), AccessError> {
+        self.set_state(LinkState::Idle)?;
         let b = self.grant.end_block;
         let r = &self.region;
         let [t0, t1] = self.hello.message_type.to_wire();
@@ -399,18 +415,20 @@ impl Link {
             (word!(b, peer_epoch), peer_epoch),
             (word!(b, agreed_features), agreed),
         ] {
-            r.store(at, v, Ordering::Relaxed)?;
+            // Release: see above; pairs with the Acquire field loads in `read_peer`.
+            r.store(at, v, Ordering::Release)?;
         }
         self.set_state(state)
     }
 
     /// Stores our state word.
-    pub(crate) fn set_state(&self, state: LinkState) -> Result<(), AccessError> {
+    pub(crate) fn set_state(&mut self, state: LinkState) -> Result<(), AccessError> {
+        self.count = self.count.wrapping_add(1);
         // Release: pairs with the Acquire state load in `read_peer`: a peer that sees
         // the state sees the hello fields and every ring commit made before it.
         self.region.store(
             word!(self.grant.end_block, state),
-            state.to_wire(),
+            state.to_wire(self.count),
             Ordering::Release,
         )
     }
@@ -420,31 +438,52 @@ impl Link {
         self.peer_node.epoch(&self.region)
     }
 
-    /// Reads the peer's connect words once: the state (Acquire), then the rest.
-    pub(crate) fn read_peer(&mut self) -> Result<PeerWords, ConnectError> {
+    /// Reads the peer's connect words once: the state (Acquire), the fields
+    /// (Acquire), the state again. `None` when the peer was rewriting them meanwhile
+    /// (the two state loads differ): not ready, try again.
+    pub(crate) fn read_peer(&mut self) -> Result<Option<PeerWords>, ConnectError> {
         let b = self.peer.end_block;
+        let r = &self.region;
         // Acquire: pairs with the Release state store in `set_state` on the peer.
-        let raw = self.region.load(word!(b, state), Ordering::Acquire)?;
+        let raw = r.load(word!(b, state), Ordering::Acquire)?;
         let Some(state) = LinkState::from_wire(raw) else {
             return Err(self.fault(ConnectError::Peer(HeaderError::BadMagic { found: raw })));
         };
-        let mut bytes = [0u8; size_of::<EndControl>()];
-        self.region.copy_out(b, &mut bytes)?;
-        let c = EndControl::read_from_bytes(&bytes).map_err(|_| ConnectError::NoOffer)?;
-        Ok(PeerWords {
+        if state == LinkState::Idle {
+            // Nothing published (or a publication in progress): no field matters.
+            return Ok(Some(PeerWords {
+                state,
+                epoch: 0,
+                features: 0,
+                max_message: 0,
+                message_type: MessageType::from_wire([0, 0]),
+                abi_version: 0,
+                layout_hash: 0,
+                peer_epoch: 0,
+                agreed_features: 0,
+            }));
+        }
+        // Acquire: pairs with the peer's Release field stores in `publish`, and keeps
+        // the second state load below after these.
+        let load = |at| r.load(at, Ordering::Acquire);
+        let words = PeerWords {
             state,
-            epoch: c.epoch.get(),
-            features: c.features.get(),
-            max_message: c.max_message.get(),
+            epoch: load(word!(b, epoch))?,
+            features: load(word!(b, features))?,
+            max_message: load(word!(b, max_message))?,
             message_type: MessageType::from_wire([
-                c.message_type[0].get(),
-                c.message_type[1].get(),
+                load(word!(b, message_type))?,
+                load(word!(b, message_type) + 8)?,
             ]),
-            abi_version: c.abi_version.get(),
-            layout_hash: c.layout_hash.get(),
-            peer_epoch: c.peer_epoch.get(),
-            agreed_features: c.agreed_features.get(),
-        })
+            abi_version: load(word!(b, abi_version))?,
+            layout_hash: load(word!(b, layout_hash))?,
+            peer_epoch: load(word!(b, peer_epoch))?,
+            agreed_features: load(word!(b, agreed_features))?,
+        };
+        if r.load(word!(b, state), Ordering::Relaxed)? != raw {
+            return Ok(None);
+        }
+        Ok(Some(words))
     }
 
     /// Checks the peer's build and message type.

@@ -26,7 +26,7 @@ mod sender;
 
 pub use link::{Agreement, ConnectError, Hello, LinkStatus, ReclaimError};
 pub use receiver::{Receiver, RecvError};
-pub use sender::{SendError, Sender};
+pub use sender::{Offer, SendError, Sender};
 
 #[cfg(all(test, feature = "alloc"))]
 mod tests;

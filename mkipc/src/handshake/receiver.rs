@@ -107,13 +107,15 @@ impl Receiver {
             return Err(ConnectError::PeerClosed);
         }
         let node_epoch = self.link.peer_node_epoch()?;
-        let p = self.link.read_peer()?;
+        let Some(p) = self.link.read_peer()? else {
+            return Err(ConnectError::NoOffer);
+        };
         match p.state {
             LinkState::Idle => return Err(ConnectError::NoOffer),
             LinkState::Accepted => {
                 return Err(self.link.fault(ConnectError::BadWord {
                     field: "state",
-                    found: p.state.to_wire(),
+                    found: p.state.to_wire(0),
                 }));
             }
             LinkState::Offered | LinkState::Closed => {}
@@ -234,7 +236,8 @@ impl Receiver {
         // Acquire: pairs with the Release state store in `Sender::close`.
         let state = self.link.region.load(word!(b, state), Ordering::Acquire);
         let epoch = self.link.region.load(word!(b, epoch), Ordering::Relaxed);
-        state == Ok(LinkState::Closed.to_wire()) && epoch == Ok(self.holds)
+        let closed = state.ok().and_then(LinkState::from_wire) == Some(LinkState::Closed);
+        closed && epoch == Ok(self.holds)
     }
 
     /// The ring's consumer (after an accept), for zero-copy peek/release.

@@ -69,47 +69,20 @@ impl Sender {
         channel: &str,
         hello: Hello,
     ) -> Result<Sender, ConnectError> {
-        let mut link = Link::new(manifest, node, channel, End::Producer, Rights::SEND, hello)?;
+        Sender::prepare(manifest, node, channel, hello)?.offer()
+    }
+
+    /// The look-ups of [`Sender::connect`] without writing anything: resolve the
+    /// channel, the grants and the ring once; offer later with [`Offer::offer`].
+    pub fn prepare(
+        manifest: &Manifest,
+        node: &LocalNode,
+        channel: &str,
+        hello: Hello,
+    ) -> Result<Offer, ConnectError> {
+        let link = Link::new(manifest, node, channel, End::Producer, Rights::SEND, hello)?;
         let ring = RingLayout::read(&link.region, link.channel.offset)?;
-        let own = link.grant.end_block;
-        let old_state = LinkState::from_wire(link.own(word!(own, state))?);
-        let old_epoch = link.own(word!(own, epoch))?;
-        if old_state != Some(LinkState::Idle) && old_epoch != 0 && old_epoch != link.epoch {
-            // Our previous incarnation used this end: resume where the consumer
-            // reclaimed, never from our own (possibly torn) tail.
-            let peer = link.peer.end_block;
-            // Acquire: pairs with the Release store of `reclaimed_epoch` in
-            // `Receiver::reset`, so `resume_at` below is the one written with it.
-            let reclaimed = link
-                .region
-                .load(word!(peer, reclaimed_epoch), Ordering::Acquire)?;
-            if reclaimed < old_epoch {
-                return Err(ConnectError::ReclaimPending { old_epoch });
-            }
-            let resume = link
-                .region
-                .load(word!(peer, resume_at), Ordering::Relaxed)?;
-            // Acquire: pairs with the consumer's Release store of `head`.
-            let head = link.region.load(ring.head_word(), Ordering::Acquire)?;
-            if head != resume {
-                return Err(link.fault(ConnectError::BadWord {
-                    field: "resume_at",
-                    found: resume,
-                }));
-            }
-            restamp(&link, &ring, resume)?;
-            link.record(EventKind::Reset, resume);
-        }
-        link.publish(LinkState::Offered, 0, 0)?;
-        link.record(EventKind::Offer, hello.features);
-        let producer = Producer::attach(link.region.clone(), link.channel.offset)?;
-        Ok(Sender {
-            link,
-            producer,
-            status: LinkStatus::Pending,
-            stale: None,
-            last_peer_epoch: 0,
-        })
+        Ok(Offer { link, ring })
     }
 
     /// [`Sender::connect`], retrying while the consumer has not reclaimed our
@@ -143,13 +116,15 @@ impl Sender {
             return Ok(self.status);
         }
         let node_epoch = self.link.peer_node_epoch()?;
-        let p = self.link.read_peer()?;
+        let Some(p) = self.link.read_peer()? else {
+            return Ok(self.status);
+        };
         let next = match p.state {
             LinkState::Idle => LinkStatus::Pending,
             LinkState::Offered => {
                 return Err(self.link.fault(ConnectError::BadWord {
                     field: "state",
-                    found: LinkState::Offered.to_wire(),
+                    found: LinkState::Offered.to_wire(0),
                 }));
             }
             LinkState::Accepted | LinkState::Closed => {
@@ -281,12 +256,66 @@ impl Sender {
 
     /// Closes this end after everything committed so far: the consumer drains what
     /// is queued, then sees the channel closed.
-    pub fn close(self) -> Result<(), crate::AccessError> {
+    pub fn close(mut self) -> Result<(), crate::AccessError> {
         self.link
             .record(EventKind::Close, self.producer.published());
         // The Release store of the state orders it after every commit (each a
         // Release stamp store); pairs with the consumer's Acquire state load.
         self.link.set_state(LinkState::Closed)
+    }
+}
+
+/// A resolved producer end that has not offered yet ([`Sender::prepare`]).
+#[derive(Debug)]
+pub struct Offer {
+    link: Link,
+    ring: RingLayout,
+}
+
+impl Offer {
+    /// Writes the offer (after resuming from a reclaimed previous incarnation, if
+    /// any) and attaches to the ring; see [`Sender::connect`].
+    pub fn offer(self) -> Result<Sender, ConnectError> {
+        let Offer { mut link, ring } = self;
+        let own = link.grant.end_block;
+        let old_state = LinkState::from_wire(link.own(word!(own, state))?);
+        let old_epoch = link.own(word!(own, epoch))?;
+        if old_state != Some(LinkState::Idle) && old_epoch != 0 && old_epoch != link.epoch {
+            // Our previous incarnation used this end: resume where the consumer
+            // reclaimed, never from our own (possibly torn) tail.
+            let peer = link.peer.end_block;
+            // Acquire: pairs with the Release store of `reclaimed_epoch` in
+            // `Receiver::reset`, so `resume_at` below is the one written with it.
+            let reclaimed = link
+                .region
+                .load(word!(peer, reclaimed_epoch), Ordering::Acquire)?;
+            if reclaimed < old_epoch {
+                return Err(ConnectError::ReclaimPending { old_epoch });
+            }
+            let resume = link
+                .region
+                .load(word!(peer, resume_at), Ordering::Relaxed)?;
+            // Acquire: pairs with the consumer's Release store of `head`.
+            let head = link.region.load(ring.head_word(), Ordering::Acquire)?;
+            if head != resume {
+                return Err(link.fault(ConnectError::BadWord {
+                    field: "resume_at",
+                    found: resume,
+                }));
+            }
+            restamp(&link, &ring, resume)?;
+            link.record(EventKind::Reset, resume);
+        }
+        link.publish(LinkState::Offered, 0, 0)?;
+        link.record(EventKind::Offer, link.hello.features);
+        let producer = Producer::attach(link.region.clone(), link.channel.offset)?;
+        Ok(Sender {
+            link,
+            producer,
+            status: LinkStatus::Pending,
+            stale: None,
+            last_peer_epoch: 0,
+        })
     }
 }
 
