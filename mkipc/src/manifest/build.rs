@@ -419,7 +419,12 @@ impl<'a> ManifestBuilder<'a> {
         Ok(Placement {
             tables,
             ends_per_node,
-            end: end.next_multiple_of(align),
+            end: end
+                .checked_next_multiple_of(align)
+                .ok_or(BuildError::RegionTooSmall {
+                    needed: usize::MAX,
+                    have: 0,
+                })?,
         })
     }
 
@@ -464,7 +469,12 @@ impl<'a> ManifestBuilder<'a> {
             return Err(bad("message_type"));
         }
         let align = self.section_align.max(c.geometry.section_align as usize);
-        let offset = at.next_multiple_of(align);
+        let too_big = BuildError::RegionTooSmall {
+            needed: usize::MAX,
+            have: 0,
+        };
+        let offset = at.checked_next_multiple_of(align).ok_or(too_big)?;
+        offset.checked_add(size).ok_or(too_big)?;
         Ok((offset, size))
     }
 
