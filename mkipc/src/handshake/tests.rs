@@ -368,3 +368,56 @@ fn garbage_in_every_consumer_word_never_panics() {
     }
     let _ = rx.recv(&mut [0; 16]);
 }
+
+#[test]
+fn garbage_in_every_producer_word_never_panics() {
+    let m = manifest();
+    let a = LocalNode::boot(&m, TX).unwrap();
+    let b = LocalNode::boot(&m, RX).unwrap();
+    let mut tx = Sender::connect(&m, &a, "data", hello().with_features(3)).unwrap();
+    tx.send(&[1]).unwrap();
+    let g = m.grant_of(0, 0, End::Producer).unwrap().unwrap();
+    let node = m.find_node(TX).unwrap();
+    let r = m.region().clone();
+    let mut s = 0x1234_5678u64;
+    let rounds = if cfg!(miri) { 2 } else { 30 };
+    let words = (g.end_block..g.end_block + 128)
+        .step_by(8)
+        .chain((node.section..node.section + 32).step_by(8));
+    for at in words {
+        for k in 0..rounds {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let old = r.load(at, Ordering::Relaxed).unwrap();
+            let v = [0, u64::MAX, old ^ 1, s >> 3, old.wrapping_add(1)][k % 5];
+            r.store(at, v, Ordering::Relaxed).unwrap();
+            let mut rx = Receiver::open(&m, &b, "data", hello().with_features(1)).unwrap();
+            if let Ok(agreed) = rx.try_accept() {
+                assert_eq!(agreed.features & !1, 0, "agreed features stay within ours");
+                assert!(agreed.max_message <= SLOT);
+                let _ = rx.recv(&mut [0; SLOT as usize]);
+            }
+            r.store(at, old, Ordering::Relaxed).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_dead_peers_recorder_stays_readable() {
+    let m = manifest();
+    let a = LocalNode::boot(&m, TX).unwrap();
+    let tx = Sender::connect(&m, &a, "data", hello().with_features(5)).unwrap();
+    drop(tx);
+    drop(a);
+    // Anyone with the manifest reads the crashed producer's events.
+    let g = m.grant_of(0, 0, End::Producer).unwrap().unwrap();
+    let rec = crate::recorder::FlightRecorder::new(m.region().clone(), g.end_block);
+    let mut ev = [NO_EVENT; crate::manifest::wire::RECORDER_LEN];
+    let n = rec.events(&mut ev).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        (ev[0].kind, ev[0].epoch, ev[0].value),
+        (EventKind::Offer, 1, 5)
+    );
+}
