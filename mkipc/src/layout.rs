@@ -15,6 +15,11 @@ use core::mem::{offset_of, size_of};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use crate::manifest::wire::{
+    ChannelEntry, EndControl, EventRecord, GrantEntry, ManifestHeader, NodeControl, NodeEntry,
+    RECORDER_LEN,
+};
+
 /// Cache-line padding used by the wire format, pinned rather than taken from the
 /// compiling target (128 bytes covers adjacent-line prefetch on x86 and Apple M).
 pub const CACHE_LINE: usize = 128;
@@ -341,6 +346,7 @@ macro_rules! layout_fields {
             h = fold(h, "cache_line", CACHE_LINE, PAGE);
             h = fold(h, "slot_align", SLOT_ALIGN, SLOT_HEADER);
             h = fold(h, "stamp_bits", STAMP_BITS as usize, MIN_SLOT_ALIGN);
+            h = fold(h, "recorder_len", RECORDER_LEN, 0);
             $(
                 h = fold(h, stringify!($ty), 0, size_of::<$ty>());
                 $( h = fold(h, stringify!($field), offset_of!($ty, $field), size_of::<$fty>()); )*
@@ -370,6 +376,21 @@ layout_fields! {
                      lane_stride: U64, channel_size: U64, reserved: [U64; 9] }
     MpscControl { need_wakeup: U64, faults: U64, faulted_lanes: U64, reserved: [U64; 13],
                   lane_state: [U64; MAX_LANES] }
+    ManifestHeader { magic: U64, node_count: U32, channel_count: U32, grant_count: U32,
+                     ends_per_node: U32, section_align: U32, pad: U32, nodes_offset: U64,
+                     channels_offset: U64, grants_offset: U64, sections_offset: U64,
+                     section_size: U64, data_offset: U64, checksum: U64, reserved: [U64; 5] }
+    NodeEntry { id: U32, flags: U32, name: [u8; 32], section_offset: U64, reserved: [U64; 2] }
+    ChannelEntry { name: [u8; 32], kind: U32, max_producers: U32, slot_count: U32,
+                   slot_size: U32, section_align: U32, max_message: U32, offset: U64,
+                   size: U64, message_type: [U64; 2], reserved: [U64; 5] }
+    GrantEntry { node: U32, channel: U32, end: U32, rights: U32 }
+    NodeControl { state: U64, heartbeat: U64, epoch: U64, faults: U64, reserved: [U64; 12] }
+    EndControl { state: U64, epoch: U64, features: U64, max_message: U64,
+                 message_type: [U64; 2], abi_version: U64, layout_hash: U64, peer_epoch: U64,
+                 agreed_features: U64, reclaimed_epoch: U64, resume_at: U64, events: U64,
+                 faults: U64, reserved: [U64; 2] }
+    EventRecord { seq: U64, kind: U32, pad: U32, epoch: U64, value: U64 }
 }
 
 /// Hash of the whole wire layout; two builds connect only when theirs are equal.

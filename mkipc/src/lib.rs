@@ -11,6 +11,8 @@
 //!   protocol, spin-then-sleep, blocking SPSC endpoints).
 //! * [`mpsc`]: fan-in of up to 64 producers into one consumer, one SPSC lane each.
 //! * [`MessageType`]: the message identity both ends of a channel agree on.
+//! * [`manifest`], [`handshake`], [`lifecycle`], [`recorder`]: who shares the region,
+//!   how channel ends connect, liveness and recovery, and each end's flight recorder.
 //!
 //! The crate is `no_std` and needs no allocator; the `alloc` feature adds heap-backed
 //! regions, `std` (default) implies it. Whatever a peer writes into shared memory
@@ -28,11 +30,15 @@ extern crate std;
 
 pub mod doorbell;
 mod fault;
+pub mod handshake;
 pub mod header;
 pub mod layout;
+pub mod lifecycle;
+pub mod manifest;
 mod message_type;
 pub mod mpsc;
 pub mod pool;
+pub mod recorder;
 mod shm;
 pub mod spsc;
 mod sync;

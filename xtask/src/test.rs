@@ -191,24 +191,8 @@ fn miri() -> Result<(), String> {
 /// Seconds each fuzz target runs in `cargo xtask test`.
 const FUZZ_SECONDS: u32 = 20;
 
-/// Every fuzz target, briefly (`fuzz/` is its own workspace on nightly).
+/// Every fuzz target, briefly (`fuzz/` is its own workspace on nightly), seeded
+/// from `fuzz/seeds/`.
 fn fuzz_short() -> Result<(), String> {
-    let dir = crate::run::root().join("fuzz");
-    let list = std::process::Command::new("cargo")
-        .args(["+nightly", "fuzz", "list"])
-        .current_dir(&dir)
-        .output()
-        .map_err(|e| format!("cannot run cargo fuzz list: {e}"))?;
-    let targets = String::from_utf8_lossy(&list.stdout).to_string();
-    if targets.trim().is_empty() {
-        return Err("cargo fuzz list found no targets".into());
-    }
-    for target in targets.split_whitespace() {
-        std::process::Command::new("cargo")
-            .args(["+nightly", "fuzz", "run", target, "--"])
-            .arg(format!("-max_total_time={FUZZ_SECONDS}"))
-            .current_dir(&dir)
-            .status_ok(&format!("fuzz target {target}"))?;
-    }
-    Ok(())
+    crate::fuzz::run_all(FUZZ_SECONDS)
 }
