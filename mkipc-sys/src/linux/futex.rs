@@ -120,6 +120,37 @@ impl Doorbell for FutexDoorbell {
     }
 }
 
+/// Wakes [`FutexWaiter`]s on a word that the publication itself changes (the SPSC
+/// ring's `tail`, stored after every commit): ringing is `FUTEX_WAKE` only.
+///
+/// A waiter's snapshot of such a word differs from its value once anything was
+/// published after the snapshot, so `FUTEX_WAIT` returns at once and no ring is
+/// lost, exactly as with [`FutexDoorbell`]'s increment. The word must change by
+/// fewer than 2^32 between a snapshot and the wait (a ring's capacity is far below
+/// that, so a ring's tail qualifies). The word stays the publisher's own.
+#[derive(Debug, Clone)]
+pub struct FutexWake(FutexWord);
+
+impl FutexWake {
+    /// Wakes waiters on the word at `offset` of `region`.
+    pub fn new(region: Region, offset: usize) -> Result<FutexWake, FutexError> {
+        FutexWord::new(region, offset).map(FutexWake)
+    }
+}
+
+impl Doorbell for FutexWake {
+    type Error = FutexError;
+
+    fn ring(&self) -> Result<(), FutexError> {
+        // No store: the publication's own Release store of the word (made before the
+        // caller's ring) pairs with the Acquire snapshot in `FutexWaiter::wait_unless`.
+        self.0
+            .futex(libc::FUTEX_WAKE, i32::MAX as u32, None)
+            .map_err(FutexError::Syscall)?;
+        Ok(())
+    }
+}
+
 /// Sleeps on a futex word until a [`FutexDoorbell`] rings it.
 #[derive(Debug, Clone)]
 pub struct FutexWaiter {

@@ -21,7 +21,7 @@ pub use affinity::{online_cpus, pin_current_thread};
 #[cfg(feature = "tokio")]
 pub use async_consumer::{AsyncConsumer, AsyncRecvError};
 pub use eventfd::EventFd;
-pub use futex::{FutexDoorbell, FutexError, FutexWaiter};
+pub use futex::{FutexDoorbell, FutexError, FutexWaiter, FutexWake};
 pub use liveness::{LivenessLock, PeerLiveness};
 pub use memory::{Backing, MemoryError, SharedMemory, hugetlbfs_mount};
-pub use region::map_file;
+pub use region::{map_file, map_file_protected};

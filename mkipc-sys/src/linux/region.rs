@@ -26,6 +26,66 @@ pub fn map_file(file: &File, len: usize) -> io::Result<Region> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
 }
 
+/// Maps the first `len` bytes of `file` shared, with each range of `read_only`
+/// mapped read-only (`PROT_READ`), and wraps the mapping as a [`Region`].
+///
+/// This is how one side maps its peer's sections: the peer's words stay readable,
+/// and a stray write into them faults in the writer instead of corrupting the peer.
+/// Ranges must be page-aligned (start and end) and inside `len`. The file is not
+/// grown: a file shorter than `len` is refused, because touching a mapped page past
+/// the end of a file raises `SIGBUS`.
+pub fn map_file_protected(
+    file: &File,
+    len: usize,
+    read_only: &[core::ops::Range<usize>],
+) -> io::Result<Region> {
+    let current = file.metadata()?.len();
+    if current < len as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the file has {current} bytes, fewer than the {len} to map"),
+        ));
+    }
+    // SAFETY: `sysconf` reads a constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    for r in read_only {
+        if r.start > r.end || r.end > len || r.start % page != 0 || r.end % page != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot protect bytes {:#x}..{:#x}: not page-aligned ({page} bytes) \
+                     or outside the {len}-byte mapping",
+                    r.start, r.end
+                ),
+            ));
+        }
+    }
+    let map = MmapOptions::new().len(len).map_raw(file)?;
+    let ptr = map.as_mut_ptr();
+    for r in read_only.iter().filter(|r| !r.is_empty()) {
+        // SAFETY: the range is page-aligned and inside the live mapping `map`
+        // (checked above); mprotect changes only its permissions. Nothing holds a
+        // reference into it, and mkipc writes only words of its own sections, which
+        // the caller leaves writable.
+        let rc = unsafe {
+            libc::mprotect(
+                ptr.add(r.start).cast::<libc::c_void>(),
+                r.end - r.start,
+                libc::PROT_READ,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let owner: Arc<dyn Send + Sync> = Arc::new(map);
+    // SAFETY: as in `map_file`: the mapping lives as long as `owner`, is `len` bytes
+    // long and shared; mkipc accesses it only with whole-word atomics. Loads from the
+    // read-only ranges are allowed; the caller writes only the writable ones.
+    unsafe { Region::from_raw_parts_owned(ptr, len, owner) }
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
