@@ -3,8 +3,9 @@
 use core::fmt;
 use core::mem::size_of;
 
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zerocopy::{FromBytes, FromZeros};
 
+use crate::descriptor;
 use crate::layout::{ABI_VERSION, LAYOUT_HASH, REGION_MAGIC, RegionHeader};
 use crate::shm::{AccessError, Region};
 use crate::sync::Ordering;
@@ -100,16 +101,15 @@ pub fn write_header(region: &Region, generation: u64) -> Result<RegionHeader, Ac
     header.generation.set(generation);
     region.check(0, size_of::<RegionHeader>())?;
     region.store(0, 0, Ordering::Relaxed)?;
-    region.copy_in(8, &header.as_bytes()[8..])?;
+    descriptor::publish(region, 0, REGION_MAGIC, &header)?;
     header.magic.set(REGION_MAGIC);
-    region.store(0, REGION_MAGIC, Ordering::Release)?;
     Ok(header)
 }
 
 /// Reads the header once, then validates the private copy.
 pub fn read_header(region: &Region) -> Result<RegionHeader, HeaderError> {
     region.check(0, size_of::<RegionHeader>())?;
-    // Pairs with the Release store of the magic in `write_header`.
+    // Acquire: pairs with the Release store of the magic in `descriptor::publish`.
     let magic = region.load(0, Ordering::Acquire)?;
     match magic {
         0 => return Err(HeaderError::NotInitialized),

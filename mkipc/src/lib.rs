@@ -28,6 +28,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod descriptor;
 pub mod doorbell;
 mod fault;
 pub mod handshake;

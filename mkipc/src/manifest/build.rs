@@ -329,10 +329,9 @@ impl<'a> ManifestBuilder<'a> {
         h.section_size.set(t.section_size as u64);
         h.data_offset.set(t.data as u64);
         h.checksum.set(checksum(region, t.nodes..t.end)?);
-        region.copy_in(MANIFEST_OFFSET + 8, &h.as_bytes()[8..])?;
-        // Release: pairs with the Acquire load of the magic in `Manifest::open`, so a
-        // node that sees the magic sees the tables, the zeroed sections and the rings.
-        region.store(MANIFEST_OFFSET, MANIFEST_MAGIC, Ordering::Release)?;
+        // A node that sees the magic (Acquire in `Manifest::open`) sees the tables,
+        // the zeroed sections and the rings.
+        crate::descriptor::publish(region, MANIFEST_OFFSET, MANIFEST_MAGIC, &h)?;
         Manifest::open(region).map_err(BuildError::SelfCheck)
     }
 

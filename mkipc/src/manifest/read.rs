@@ -234,7 +234,8 @@ impl Manifest {
     pub fn open(region: &Region) -> Result<Manifest, ManifestError> {
         read_header(region)?;
         region.check(MANIFEST_OFFSET, size_of::<ManifestHeader>())?;
-        // Acquire: pairs with the Release store of the magic in `ManifestBuilder::write`:
+        // Acquire: pairs with the Release store of the magic in `descriptor::publish`
+        // (from `ManifestBuilder::write`):
         // a reader that sees the magic sees the tables and the zeroed sections.
         match region.load(MANIFEST_OFFSET, Ordering::Acquire)? {
             0 => return Err(ManifestError::NotInitialized),

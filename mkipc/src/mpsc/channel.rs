@@ -14,8 +14,9 @@
 use core::fmt;
 use core::mem::{offset_of, size_of};
 
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
+use crate::descriptor::{self, expect};
 use crate::layout::{MAX_LANES, MPSC_MAGIC, MpscControl, MpscDescriptor};
 use crate::shm::{AccessError, Region, WORD};
 use crate::spsc::{self, RingError, RingLayout};
@@ -239,6 +240,8 @@ impl fmt::Display for ChannelError {
 
 impl core::error::Error for ChannelError {}
 
+descriptor::impl_from_descriptor_error!(ChannelError);
+
 impl From<AccessError> for ChannelError {
     fn from(e: AccessError) -> Self {
         ChannelError::Access(e)
@@ -297,26 +300,14 @@ impl ChannelLayout {
         d.lanes_offset.set(o.lanes as u64);
         d.lane_stride.set(o.stride as u64);
         d.channel_size.set(o.size as u64);
-        region.copy_in(offset + WORD, &d.as_bytes()[WORD..])?;
-        // Release: pairs with the Acquire load of the magic in `ChannelLayout::read`,
-        // so an endpoint that sees the magic sees the lanes and their open states.
-        region.store(offset, MPSC_MAGIC, Ordering::Release)?;
+        // An endpoint that sees the magic sees the lanes and their open states.
+        descriptor::publish(region, offset, MPSC_MAGIC, &d)?;
         Ok(layout)
     }
 
     /// Reads and validates the descriptor of the channel at `offset`.
     pub fn read(region: &Region, offset: usize) -> Result<ChannelLayout, ChannelError> {
-        region.check(offset, size_of::<MpscDescriptor>())?;
-        // Acquire: pairs with the Release store of the magic in `create`.
-        match region.load(offset, Ordering::Acquire)? {
-            0 => return Err(ChannelError::NotInitialized),
-            MPSC_MAGIC => {}
-            found => return Err(ChannelError::BadMagic { found }),
-        }
-        let mut bytes = [0u8; size_of::<MpscDescriptor>()];
-        region.copy_out(offset, &mut bytes)?;
-        let d =
-            MpscDescriptor::read_from_bytes(&bytes).map_err(|_| ChannelError::NotInitialized)?;
+        let d: MpscDescriptor = descriptor::read(region, offset, MPSC_MAGIC)?;
         let geometry = Geometry {
             lanes: d.lane_count.get(),
             // Lanes use the default slot alignment (round trips prefer it).
@@ -326,17 +317,6 @@ impl ChannelLayout {
             },
         };
         let o = geometry.offsets()?;
-        let expect = |field, found: u64, expected: usize| {
-            if found == expected as u64 {
-                Ok(())
-            } else {
-                Err(ChannelError::LayoutMismatch {
-                    field,
-                    found,
-                    expected: expected as u64,
-                })
-            }
-        };
         expect("control_offset", d.control_offset.get(), o.control)?;
         expect("lanes_offset", d.lanes_offset.get(), o.lanes)?;
         expect("lane_stride", d.lane_stride.get(), o.stride)?;
@@ -351,16 +331,7 @@ impl ChannelLayout {
         o: &Offsets,
     ) -> Result<ChannelLayout, ChannelError> {
         let align = geometry.lane.section_align as usize;
-        if !offset.is_multiple_of(align) {
-            return Err(ChannelError::Misplaced { offset, align });
-        }
-        region
-            .check(offset, o.size)
-            .map_err(|_| ChannelError::DoesNotFit {
-                offset,
-                size: o.size,
-                region_len: region.len(),
-            })?;
+        descriptor::check_place(region, offset, align, o.size)?;
         Ok(ChannelLayout {
             offset,
             geometry,

@@ -12,8 +12,9 @@
 use core::fmt;
 use core::mem::size_of;
 
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
+use crate::descriptor::{self, expect};
 use crate::layout::{PAGE, POOL_MAGIC, PoolDescriptor, PoolRecord};
 use crate::message_type::MessageType;
 use crate::shm::{AccessError, Region, WORD};
@@ -290,6 +291,8 @@ impl fmt::Display for PoolError {
 
 impl core::error::Error for PoolError {}
 
+descriptor::impl_from_descriptor_error!(PoolError);
+
 impl From<AccessError> for PoolError {
     fn from(e: AccessError) -> Self {
         PoolError::Access(e)
@@ -349,25 +352,14 @@ impl PoolLayout {
         let [w0, w1] = message_type.to_wire();
         d.message_type[0].set(w0);
         d.message_type[1].set(w1);
-        region.copy_in(offset + WORD, &d.as_bytes()[WORD..])?;
-        // Release: pairs with the Acquire load of the magic in `PoolLayout::read`,
-        // so an endpoint that sees the magic sees the descriptor and both rings.
-        region.store(offset, POOL_MAGIC, Ordering::Release)?;
+        // An endpoint that sees the magic sees both rings.
+        descriptor::publish(region, offset, POOL_MAGIC, &d)?;
         Ok(layout)
     }
 
     /// Reads and validates the descriptor of the pool at `offset`.
     pub fn read(region: &Region, offset: usize) -> Result<Self, PoolError> {
-        region.check(offset, size_of::<PoolDescriptor>())?;
-        // Acquire: pairs with the Release store of the magic in `create`.
-        match region.load(offset, Ordering::Acquire)? {
-            0 => return Err(PoolError::NotInitialized),
-            POOL_MAGIC => {}
-            found => return Err(PoolError::BadMagic { found }),
-        }
-        let mut bytes = [0u8; size_of::<PoolDescriptor>()];
-        region.copy_out(offset, &mut bytes)?;
-        let d = PoolDescriptor::read_from_bytes(&bytes).map_err(|_| PoolError::NotInitialized)?;
+        let d: PoolDescriptor = descriptor::read(region, offset, POOL_MAGIC)?;
         let geometry = PoolGeometry {
             buffer_count: d.buffer_count.get(),
             buffer_size: d.buffer_size.get(),
@@ -376,17 +368,6 @@ impl PoolLayout {
             section_align: d.section_align.get(),
         };
         let o = geometry.offsets()?;
-        let expect = |field, found: u64, expected: usize| {
-            if found == expected as u64 {
-                Ok(())
-            } else {
-                Err(PoolError::LayoutMismatch {
-                    field,
-                    found,
-                    expected: expected as u64,
-                })
-            }
-        };
         expect("submit_offset", d.submit_offset.get(), o.submit)?;
         expect("completion_offset", d.completion_offset.get(), o.completion)?;
         expect("buffers_offset", d.buffers_offset.get(), o.buffers)?;
@@ -404,16 +385,7 @@ impl PoolLayout {
         message_type: MessageType,
     ) -> Result<Self, PoolError> {
         let align = geometry.section_align as usize;
-        if !offset.is_multiple_of(align) {
-            return Err(PoolError::Misplaced { offset, align });
-        }
-        region
-            .check(offset, o.size)
-            .map_err(|_| PoolError::DoesNotFit {
-                offset,
-                size: o.size,
-                region_len: region.len(),
-            })?;
+        descriptor::check_place(region, offset, align, o.size)?;
         Ok(PoolLayout {
             offset,
             geometry,

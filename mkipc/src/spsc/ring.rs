@@ -12,8 +12,9 @@
 use core::fmt;
 use core::mem::{offset_of, size_of};
 
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
+use crate::descriptor::{self, expect};
 use crate::layout::{
     CACHE_LINE, ConsumerControl, MIN_SLOT_ALIGN, PAGE, ProducerControl, SLOT_ALIGN, SLOT_HEADER,
     SPSC_MAGIC, STAMP_BITS, SlotHeader, SpscDescriptor,
@@ -247,6 +248,8 @@ impl fmt::Display for RingError {
 
 impl core::error::Error for RingError {}
 
+descriptor::impl_from_descriptor_error!(RingError);
+
 impl From<AccessError> for RingError {
     fn from(e: AccessError) -> Self {
         RingError::Access(e)
@@ -295,25 +298,13 @@ impl RingLayout {
         d.slots_offset.set(o.slots as u64);
         d.ring_size.set(o.ring_size as u64);
         d.slot_align.set(geometry.slot_align);
-        region.copy_in(offset + WORD, &d.as_bytes()[WORD..])?;
-        // Release: pairs with the Acquire load of the magic in `RingLayout::read`,
-        // so an endpoint that sees the magic sees the zeroed ring and descriptor.
-        region.store(offset, SPSC_MAGIC, Ordering::Release)?;
+        descriptor::publish(region, offset, SPSC_MAGIC, &d)?;
         Ok(layout)
     }
 
     /// Reads and validates the descriptor of the ring at `offset`.
     pub fn read(region: &Region, offset: usize) -> Result<Self, RingError> {
-        region.check(offset, size_of::<SpscDescriptor>())?;
-        // Acquire: pairs with the Release store of the magic in `create`.
-        match region.load(offset, Ordering::Acquire)? {
-            0 => return Err(RingError::NotInitialized),
-            SPSC_MAGIC => {}
-            found => return Err(RingError::BadMagic { found }),
-        }
-        let mut bytes = [0u8; size_of::<SpscDescriptor>()];
-        region.copy_out(offset, &mut bytes)?;
-        let d = SpscDescriptor::read_from_bytes(&bytes).map_err(|_| RingError::NotInitialized)?;
+        let d: SpscDescriptor = descriptor::read(region, offset, SPSC_MAGIC)?;
         let geometry = Geometry {
             slot_count: d.slot_count.get(),
             slot_size: d.slot_size.get(),
@@ -321,17 +312,6 @@ impl RingLayout {
             slot_align: d.slot_align.get(),
         };
         let o = geometry.offsets()?;
-        let expect = |field, found: u64, expected: usize| {
-            if found == expected as u64 {
-                Ok(())
-            } else {
-                Err(RingError::LayoutMismatch {
-                    field,
-                    found,
-                    expected: expected as u64,
-                })
-            }
-        };
         expect("slot_stride", d.slot_stride.get().into(), o.stride)?;
         expect("consumer_offset", d.consumer_offset.get(), o.consumer)?;
         expect("producer_offset", d.producer_offset.get(), o.producer)?;
@@ -347,16 +327,7 @@ impl RingLayout {
         o: &Offsets,
     ) -> Result<Self, RingError> {
         let align = geometry.section_align as usize;
-        if !offset.is_multiple_of(align) {
-            return Err(RingError::Misplaced { offset, align });
-        }
-        region
-            .check(offset, o.ring_size)
-            .map_err(|_| RingError::DoesNotFit {
-                offset,
-                size: o.ring_size,
-                region_len: region.len(),
-            })?;
+        descriptor::check_place(region, offset, align, o.ring_size)?;
         Ok(RingLayout {
             offset,
             geometry,
