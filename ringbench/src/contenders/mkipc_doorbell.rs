@@ -16,10 +16,9 @@ use mkipc::doorbell::{
 use mkipc::spsc::{ConsumeError, Geometry, ProduceError, RingLayout};
 use mkipc_sys::linux::{EventFd, FutexDoorbell, FutexWaiter};
 
-use super::{
-    BATCH, LARGE, Large, RTT_CAPACITY, SMALL, STREAM_CAPACITY, check, check_large, fill, message,
-};
-use crate::harness::{self, Client, Cpus, Receiver, Sender, Server};
+use super::echo::{ByteEnds, EchoClient, EchoServer};
+use super::{BATCH, LARGE, Large, RTT_CAPACITY, STREAM_CAPACITY, check_large, message};
+use crate::harness::{self, Cpus, Receiver, Sender};
 
 /// A wait this long means a lost wake-up: the run fails loudly instead of hanging.
 const LOST: Duration = Duration::from_secs(10);
@@ -80,75 +79,47 @@ fn ring<B: Backend>(
     )
 }
 
-/// Sends requests, sleeps for replies.
-pub struct DoorbellClient<B: Backend> {
-    tx: NotifyingProducer<B::Bell>,
-    rx: BlockingConsumer<B::Wait>,
-}
-
-/// Sleeps for requests, sends the echoes.
-pub struct DoorbellServer<B: Backend> {
+/// One side's ends: it publishes and rings on one ring, spins then sleeps on the
+/// other.
+pub struct DoorbellEnds<B: Backend> {
     tx: NotifyingProducer<B::Bell>,
     rx: BlockingConsumer<B::Wait>,
 }
 
 /// A connected echo pair whose receivers poll `spins` times before sleeping.
-pub fn pair<B: Backend>(spins: u32) -> (DoorbellClient<B>, DoorbellServer<B>) {
+pub fn pair<B: Backend + 'static>(
+    spins: u32,
+) -> (EchoClient<DoorbellEnds<B>>, EchoServer<DoorbellEnds<B>>) {
     let policy = SpinPolicy::new(spins);
     let (req_tx, req_rx) = ring::<B>(GEOMETRY, policy);
     let (rep_tx, rep_rx) = ring::<B>(GEOMETRY, policy);
     (
-        DoorbellClient {
+        EchoClient(DoorbellEnds {
             tx: req_tx,
             rx: rep_rx,
-        },
-        DoorbellServer {
+        }),
+        EchoServer(DoorbellEnds {
             tx: rep_tx,
             rx: req_rx,
-        },
+        }),
     )
 }
 
-#[inline]
-fn send<D: Doorbell>(tx: &mut NotifyingProducer<D>, msg: &[u8]) {
-    // A round trip keeps one message in flight: the ring is never full.
-    tx.push(msg).unwrap_or_else(|e| panic!("mkipc send: {e}"));
-}
-
-#[inline]
-fn recv<W: Waiter>(rx: &mut BlockingConsumer<W>, buf: &mut [u8]) -> usize {
-    match rx.recv(buf, LOST) {
-        Ok(n) => n,
-        Err(RecvError::TimedOut) => panic!("no message for {LOST:?}: a wake-up was lost"),
-        Err(e) => panic!("mkipc receive: {e}"),
-    }
-}
-
-impl<B: Backend> Client for DoorbellClient<B> {
+impl<B: Backend + 'static> ByteEnds for DoorbellEnds<B> {
     #[inline]
-    fn round_trip(&mut self, seq: u64) {
-        let mut msg = [0u8; SMALL];
-        fill(&mut msg, seq);
-        send(&mut self.tx, &msg);
-        let mut buf = [0u8; SMALL];
-        let n = recv(&mut self.rx, &mut buf);
-        check(&buf[..n], seq);
+    fn send(&mut self, msg: &[u8]) {
+        // A round trip keeps one message in flight: the ring is never full.
+        self.tx
+            .push(msg)
+            .unwrap_or_else(|e| panic!("mkipc send: {e}"));
     }
 
-    fn stop(&mut self) {
-        send(&mut self.tx, &[]);
-    }
-}
-
-impl<B: Backend + 'static> Server for DoorbellServer<B> {
-    fn serve(&mut self) {
-        let mut buf = [0u8; SMALL];
-        loop {
-            let n = recv(&mut self.rx, &mut buf);
-            if n == 0 {
-                return;
-            }
-            send(&mut self.tx, &buf[..n]);
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        match self.rx.recv(buf, LOST) {
+            Ok(n) => n,
+            Err(RecvError::TimedOut) => panic!("no message for {LOST:?}: a wake-up was lost"),
+            Err(e) => panic!("mkipc receive: {e}"),
         }
     }
 }

@@ -7,11 +7,10 @@ use mkipc::Region;
 use mkipc::mpsc::{self, Consumer, Geometry, Producer, RecvError};
 use mkipc::spsc::ProduceError;
 
+use super::echo::{ByteEnds, EchoClient, EchoServer};
 use super::fan_in::{Backoff, FanInReceiver, FanInSender, PRODUCERS, check_fan_in, tag};
-use super::{
-    BATCH, LARGE, Large, RTT_CAPACITY, SMALL, STREAM_CAPACITY, check, check_large, fill, message,
-};
-use crate::harness::{Client, Receiver, Sender, Server};
+use super::{BATCH, LARGE, Large, RTT_CAPACITY, STREAM_CAPACITY, check_large, message};
+use crate::harness::{Receiver, Sender};
 
 /// Lanes of every channel here: one per fan-in producer.
 const LANES: u32 = PRODUCERS as u32;
@@ -38,81 +37,48 @@ fn producer(region: &Region, lane: usize) -> Producer {
     Producer::attach(region.clone(), 0, lane).expect("lane attach")
 }
 
-/// Sends on lane 0 of the request channel, polls the reply channel.
-pub struct MpscClient {
-    tx: Producer,
-    rx: Consumer,
-}
-
-/// Echoes from the request channel to lane 0 of the reply channel.
-pub struct MpscServer {
+/// One side's ends: lane 0 of one channel out, the whole other channel in.
+pub struct MpscEnds {
     tx: Producer,
     rx: Consumer,
 }
 
 /// A connected echo pair over two fresh heap regions.
-pub fn pair() -> (MpscClient, MpscServer) {
+pub fn pair() -> (EchoClient<MpscEnds>, EchoServer<MpscEnds>) {
     let (req, req_rx) = channel(RTT_GEOMETRY);
     let (rep, rep_rx) = channel(RTT_GEOMETRY);
     (
-        MpscClient {
+        EchoClient(MpscEnds {
             tx: producer(&req, 0),
             rx: rep_rx,
-        },
-        MpscServer {
+        }),
+        EchoServer(MpscEnds {
             tx: producer(&rep, 0),
             rx: req_rx,
-        },
+        }),
     )
 }
 
-#[inline]
-fn send(tx: &mut Producer, msg: &[u8]) {
-    loop {
-        match tx.push(msg) {
-            Ok(()) => return,
-            Err(ProduceError::Full) => std::hint::spin_loop(),
-            Err(e) => panic!("mkipc-mpsc send: {e}"),
-        }
-    }
-}
-
-#[inline]
-fn recv(rx: &mut Consumer, buf: &mut [u8]) -> usize {
-    loop {
-        match rx.pop(buf) {
-            Ok(got) => return got.len,
-            Err(RecvError::Empty) => std::hint::spin_loop(),
-            Err(e) => panic!("mkipc-mpsc receive: {e}"),
-        }
-    }
-}
-
-impl Client for MpscClient {
+impl ByteEnds for MpscEnds {
     #[inline]
-    fn round_trip(&mut self, seq: u64) {
-        let mut msg = [0u8; SMALL];
-        fill(&mut msg, seq);
-        send(&mut self.tx, &msg);
-        let mut buf = [0u8; SMALL];
-        let n = recv(&mut self.rx, &mut buf);
-        check(&buf[..n], seq);
-    }
-
-    fn stop(&mut self) {
-        send(&mut self.tx, &[]);
-    }
-}
-
-impl Server for MpscServer {
-    fn serve(&mut self) {
-        let mut buf = [0u8; SMALL];
+    fn send(&mut self, msg: &[u8]) {
         loop {
-            let n = recv(&mut self.rx, &mut buf);
-            if n == 0 {
-                return;
+            match self.tx.push(msg) {
+                Ok(()) => return,
+                Err(ProduceError::Full) => std::hint::spin_loop(),
+                Err(e) => panic!("mkipc-mpsc send: {e}"),
             }
-            send(&mut self.tx, &buf[..n]);
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        loop {
+            match self.rx.pop(buf) {
+                Ok(got) => return got.len,
+                Err(RecvError::Empty) => std::hint::spin_loop(),
+                Err(e) => panic!("mkipc-mpsc receive: {e}"),
+            }
         }
     }
 }

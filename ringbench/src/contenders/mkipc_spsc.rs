@@ -4,8 +4,9 @@
 use mkipc::Region;
 use mkipc::spsc::{self, ConsumeError, Consumer, Geometry, ProduceError, Producer};
 
-use super::{BATCH, LARGE, Large, SMALL, STREAM_CAPACITY, check, check_large, fill, message};
-use crate::harness::{Client, Receiver, Sender, Server};
+use super::echo::{ByteEnds, EchoClient, EchoServer};
+use super::{BATCH, LARGE, Large, STREAM_CAPACITY, check_large, message};
+use crate::harness::{Receiver, Sender};
 
 /// 56 payload bytes: with the 8-byte slot tag, one 64-byte line per message.
 /// Eight slots: a round trip keeps one message in flight, and a shallow ring keeps
@@ -13,83 +14,50 @@ use crate::harness::{Client, Receiver, Sender, Server};
 /// on the development machine; the same holds for a hand-written raw ring).
 const GEOMETRY: Geometry = Geometry::new(8, 56);
 
-/// Sends on the request ring, waits on the reply ring.
-pub struct SpscClient {
+/// One side's ends: it sends on one ring and polls the other.
+pub struct SpscEnds {
     tx: Producer,
     rx: Consumer,
 }
 
-/// Echoes from the request ring to the reply ring.
-pub struct SpscServer {
-    tx: Producer,
-    rx: Consumer,
-}
-
-/// A connected pair over a fresh heap region.
-pub fn pair() -> (SpscClient, SpscServer) {
+/// A connected echo pair over a fresh heap region.
+pub fn pair() -> (EchoClient<SpscEnds>, EchoServer<SpscEnds>) {
     let ring = GEOMETRY.ring_size().expect("valid geometry");
     let region = Region::new_heap(2 * ring);
     let (req_tx, req_rx) = spsc::channel(&region, 0, GEOMETRY).expect("request ring");
     let (rep_tx, rep_rx) = spsc::channel(&region, ring, GEOMETRY).expect("reply ring");
     (
-        SpscClient {
+        EchoClient(SpscEnds {
             tx: req_tx,
             rx: rep_rx,
-        },
-        SpscServer {
+        }),
+        EchoServer(SpscEnds {
             tx: rep_tx,
             rx: req_rx,
-        },
+        }),
     )
 }
 
-#[inline]
-fn send(tx: &mut Producer, msg: &[u8]) {
-    loop {
-        match tx.push(msg) {
-            Ok(()) => return,
-            Err(ProduceError::Full) => std::hint::spin_loop(),
-            Err(e) => panic!("mkipc send: {e}"),
-        }
-    }
-}
-
-#[inline]
-fn recv(rx: &mut Consumer, buf: &mut [u8]) -> usize {
-    loop {
-        match rx.pop(buf) {
-            Ok(n) => return n,
-            Err(ConsumeError::Empty) => std::hint::spin_loop(),
-            Err(e) => panic!("mkipc receive: {e}"),
-        }
-    }
-}
-
-impl Client for SpscClient {
+impl ByteEnds for SpscEnds {
     #[inline]
-    fn round_trip(&mut self, seq: u64) {
-        let mut msg = [0u8; SMALL];
-        fill(&mut msg, seq);
-        send(&mut self.tx, &msg);
-        let mut buf = [0u8; SMALL];
-        let n = recv(&mut self.rx, &mut buf);
-        check(&buf[..n], seq);
-    }
-
-    fn stop(&mut self) {
-        send(&mut self.tx, &[]);
-    }
-}
-
-impl Server for SpscServer {
-    fn serve(&mut self) {
-        let mut buf = [0u8; SMALL];
+    fn send(&mut self, msg: &[u8]) {
         loop {
-            let n = recv(&mut self.rx, &mut buf);
-            if n == 0 {
-                return;
+            match self.tx.push(msg) {
+                Ok(()) => return,
+                Err(ProduceError::Full) => std::hint::spin_loop(),
+                Err(e) => panic!("mkipc send: {e}"),
             }
-            send(&mut self.tx, &buf[..n]);
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        loop {
+            match self.rx.pop(buf) {
+                Ok(n) => return n,
+                Err(ConsumeError::Empty) => std::hint::spin_loop(),
+                Err(e) => panic!("mkipc receive: {e}"),
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ mod bounded_channel;
 pub mod bulk;
 pub mod bytestream;
 pub mod channel;
+pub mod echo;
 pub mod eventfd;
 pub mod fan_in;
 pub mod floor;
