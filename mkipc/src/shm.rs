@@ -354,13 +354,8 @@ impl Region {
         words: usize,
         mut f: impl FnMut(usize) -> u64,
     ) -> Result<(), AccessError> {
-        if !offset.is_multiple_of(WORD) {
-            return Err(AccessError::Misaligned { offset });
-        }
-        let len = words.saturating_mul(WORD);
-        self.check(offset, len)?;
-        for i in 0..words {
-            self.store_in_range(offset + i * WORD, f(i));
+        for (i, word) in self.words(offset, words)?.iter().enumerate() {
+            word.store(f(i).to_le(), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -375,16 +370,20 @@ impl Region {
         init: A,
         mut f: impl FnMut(A, u64) -> A,
     ) -> Result<A, AccessError> {
+        let words = self.words(offset, words)?;
+        Ok(words.iter().fold(init, |acc, word| {
+            f(acc, u64::from_le(word.load(Ordering::Relaxed)))
+        }))
+    }
+
+    /// The `count` words from `offset`, after checking alignment and bounds once.
+    #[inline]
+    fn words(&self, offset: usize, count: usize) -> Result<&[AtomicU64], AccessError> {
         if !offset.is_multiple_of(WORD) {
             return Err(AccessError::Misaligned { offset });
         }
-        let len = words.saturating_mul(WORD);
-        self.check(offset, len)?;
-        let mut acc = init;
-        for i in 0..words {
-            acc = f(acc, self.load_in_range(offset + i * WORD));
-        }
-        Ok(acc)
+        self.check(offset, count.saturating_mul(WORD))?;
+        Ok(self.words_in_range(offset, count))
     }
 
     /// The word at `offset`, inside a range the caller has already checked.
@@ -426,9 +425,8 @@ impl Region {
         if !offset.is_multiple_of(WORD) || !len.is_multiple_of(WORD) {
             return Err(AccessError::Misaligned { offset });
         }
-        self.check(offset, len)?;
-        for at in (offset..offset + len).step_by(WORD) {
-            self.store(at, 0, Ordering::Relaxed)?;
+        for word in self.words(offset, len / WORD)? {
+            word.store(0, Ordering::Relaxed);
         }
         Ok(())
     }
