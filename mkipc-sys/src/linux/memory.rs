@@ -18,9 +18,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use memmap2::MmapOptions;
 use mkipc::{Region, WORD};
 
 /// `statfs` magic of hugetlbfs (linux/magic.h).
@@ -162,22 +160,7 @@ fn check_name(name: &str) -> Result<CString, MemoryError> {
 
 /// Maps `len` bytes of `file` from `offset`, shared and read-write.
 fn map(file: &File, offset: u64, len: usize, what: &str) -> Result<Region, MemoryError> {
-    let map = MmapOptions::new()
-        .offset(offset)
-        .len(len)
-        .map_raw(file)
-        .map_err(io_err(format!("cannot map {what}")))?;
-    let ptr = map.as_mut_ptr();
-    let owner: Arc<dyn Send + Sync> = Arc::new(map);
-    // SAFETY: the mapping stays alive as long as `owner`, which every clone of
-    // the region keeps; it is `len` bytes, shared and read-write. mkipc accesses
-    // it only with whole-word atomics, and peers follow the same wire format.
-    // The caller made sure the file cannot shrink under us where it can
-    // (sealed memfd) and documents the risk where it cannot.
-    unsafe { Region::from_raw_parts_owned(ptr, len, owner) }.map_err(|e| MemoryError::Io {
-        what: format!("cannot use the mapping of {what}"),
-        source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-    })
+    super::region::map_range(file, offset, len, &[]).map_err(io_err(format!("cannot map {what}")))
 }
 
 impl SharedMemory {

@@ -16,14 +16,7 @@ pub fn map_file(file: &File, len: usize) -> io::Result<Region> {
     if current < len as u64 {
         file.set_len(len as u64)?;
     }
-    let map = MmapOptions::new().len(len).map_raw(file)?;
-    let ptr = map.as_mut_ptr();
-    let owner: Arc<dyn Send + Sync> = Arc::new(map);
-    // SAFETY: the mapping stays alive as long as `owner`, which every clone of the
-    // region keeps; it is `len` bytes long, shared and read-write; mkipc accesses it
-    // only with whole-word atomics, and peers follow the same wire format.
-    unsafe { Region::from_raw_parts_owned(ptr, len, owner) }
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    map_range(file, 0, len, &[])
 }
 
 /// Maps the first `len` bytes of `file` shared, with each range of `read_only`
@@ -60,13 +53,25 @@ pub fn map_file_protected(
             ));
         }
     }
-    let map = MmapOptions::new().len(len).map_raw(file)?;
+    map_range(file, 0, len, read_only)
+}
+
+/// Maps `len` bytes of `file` from `offset`, shared, with each range of
+/// `read_only` (page-aligned, inside `len`, checked by the caller) made
+/// `PROT_READ`, and wraps the mapping as a [`Region`] that keeps it alive.
+pub(crate) fn map_range(
+    file: &File,
+    offset: u64,
+    len: usize,
+    read_only: &[core::ops::Range<usize>],
+) -> io::Result<Region> {
+    let map = MmapOptions::new().offset(offset).len(len).map_raw(file)?;
     let ptr = map.as_mut_ptr();
     for r in read_only.iter().filter(|r| !r.is_empty()) {
-        // SAFETY: the range is page-aligned and inside the live mapping `map`
-        // (checked above); mprotect changes only its permissions. Nothing holds a
-        // reference into it, and mkipc writes only words of its own sections, which
-        // the caller leaves writable.
+        // SAFETY: the caller checked that the range is page-aligned and inside the
+        // live mapping `map`; mprotect changes only its permissions. Nothing holds
+        // a reference into it, and mkipc writes only words of its own sections,
+        // which the caller leaves writable.
         let rc = unsafe {
             libc::mprotect(
                 ptr.add(r.start).cast::<libc::c_void>(),
@@ -79,9 +84,11 @@ pub fn map_file_protected(
         }
     }
     let owner: Arc<dyn Send + Sync> = Arc::new(map);
-    // SAFETY: as in `map_file`: the mapping lives as long as `owner`, is `len` bytes
-    // long and shared; mkipc accesses it only with whole-word atomics. Loads from the
-    // read-only ranges are allowed; the caller writes only the writable ones.
+    // SAFETY: the mapping stays alive as long as `owner`, which every clone of the
+    // region keeps; it is `len` bytes long and shared; mkipc accesses it only with
+    // whole-word atomics, and peers follow the same wire format. Loads from the
+    // read-only ranges are allowed; the caller writes only the writable ones. Where
+    // the file can shrink under us (an unsealed file), callers document the risk.
     unsafe { Region::from_raw_parts_owned(ptr, len, owner) }
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
 }
