@@ -1,9 +1,9 @@
 //! Generated messages: sequenced and checksummed, so a receiver detects loss,
 //! duplication, reordering and corruption.
 //!
-//! The format is the one of `tests/src/lib.rs`: `seq: u64 LE | body | checksum: u64
-//! LE`, the body's length and bytes a function of `seq`, the checksum FNV-1a over
-//! `seq` and the body. `mkipc send --count` numbers each message with its position
+//! The format (also used by the integration tests in `tests/`): `seq: u64 LE |
+//! body | checksum: u64 LE`, the body's length and bytes a function of `seq`, the
+//! checksum FNV-1a over `seq` and the body. `mkipc send --count` numbers each message with its position
 //! in the ring, so a restarted sender continues the sequence where the channel was
 //! reset, and `mkipc recv --count` expects exactly its own read position.
 
