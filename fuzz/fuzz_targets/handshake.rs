@@ -23,10 +23,21 @@ const TX_FEATURES: u64 = 0b0111;
 const RX_FEATURES: u64 = 0b1101;
 
 fn manifest() -> Manifest {
-    let nodes = [NodeSpec { id: 1, name: "tx" }, NodeSpec { id: 2, name: "rx" }];
-    let channels = [ChannelSpec::spsc("c", Geometry::new(4, SLOT as u32).compact())];
+    let nodes = [
+        NodeSpec { id: 1, name: "tx" },
+        NodeSpec { id: 2, name: "rx" },
+    ];
+    let channels = [ChannelSpec::spsc(
+        "c",
+        Geometry::new(4, SLOT as u32).compact(),
+    )];
     let grants = [
-        GrantSpec { node: 1, channel: "c", end: End::Producer, rights: Rights::SEND },
+        GrantSpec {
+            node: 1,
+            channel: "c",
+            end: End::Producer,
+            rights: Rights::SEND,
+        },
         GrantSpec {
             node: 2,
             channel: "c",
@@ -52,7 +63,11 @@ fn hello(features: u64) -> Hello {
 
 fn check(status: LinkStatus) {
     if let LinkStatus::Connected(a) = status {
-        assert_eq!(a.features & !TX_FEATURES, 0, "producer agreed to unknown features");
+        assert_eq!(
+            a.features & !TX_FEATURES,
+            0,
+            "producer agreed to unknown features"
+        );
     }
 }
 
@@ -61,8 +76,12 @@ fuzz_target!(|data: &[u8]| {
     let region = m.region().clone();
     // Everything past the manifest tables is written by one node or the other.
     let writable = m.node_section(0).map(|s| s.start).unwrap_or(0)..region.len();
-    let Ok(mut a) = LocalNode::boot(&m, 1) else { return };
-    let Ok(b) = LocalNode::boot(&m, 2) else { return };
+    let Ok(mut a) = LocalNode::boot(&m, 1) else {
+        return;
+    };
+    let Ok(b) = LocalNode::boot(&m, 2) else {
+        return;
+    };
     let mut tx: Option<Sender> = None;
     let mut rx = Receiver::open(&m, &b, "c", hello(RX_FEATURES)).ok();
     let mut dog = Watchdog::new(&m, 1, 3, 0).ok();

@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use libfuzzer_sys::fuzz_target;
 use mkipc::manifest::{
-    ChannelKind, ChannelSpec, End, GrantSpec, MANIFEST_OFFSET, Manifest, ManifestBuilder,
+    self, ChannelKind, ChannelSpec, End, GrantSpec, MANIFEST_OFFSET, Manifest, ManifestBuilder,
     NodeSpec, Rights,
 };
 use mkipc::spsc::Geometry;
@@ -30,10 +30,30 @@ fn region() -> Region {
         },
     ];
     let grants = [
-        GrantSpec { node: 1, channel: "ab", end: End::Producer, rights: Rights::SEND },
-        GrantSpec { node: 2, channel: "ab", end: End::Consumer, rights: Rights::RECEIVE },
-        GrantSpec { node: 1, channel: "many", end: End::Producer, rights: Rights::SEND },
-        GrantSpec { node: 2, channel: "many", end: End::Consumer, rights: Rights::RECEIVE | Rights::ADMIN },
+        GrantSpec {
+            node: 1,
+            channel: "ab",
+            end: End::Producer,
+            rights: Rights::SEND,
+        },
+        GrantSpec {
+            node: 2,
+            channel: "ab",
+            end: End::Consumer,
+            rights: Rights::RECEIVE,
+        },
+        GrantSpec {
+            node: 1,
+            channel: "many",
+            end: End::Producer,
+            rights: Rights::SEND,
+        },
+        GrantSpec {
+            node: 2,
+            channel: "many",
+            end: End::Consumer,
+            rights: Rights::RECEIVE | Rights::ADMIN,
+        },
     ];
     let b = ManifestBuilder::new(&nodes, &channels, &grants).section_align(128);
     let region = Region::new_heap(b.required_size().expect("layout"));
@@ -44,27 +64,28 @@ fn region() -> Region {
 /// The checksum a writer would record for the tables the header now describes.
 fn reseal(region: &Region) {
     let h = MANIFEST_OFFSET;
-    let Ok(w1) = region.load(h + 8, Ordering::Relaxed) else { return };
-    let Ok(w2) = region.load(h + 16, Ordering::Relaxed) else { return };
+    let Ok(w1) = region.load(h + 8, Ordering::Relaxed) else {
+        return;
+    };
+    let Ok(w2) = region.load(h + 16, Ordering::Relaxed) else {
+        return;
+    };
     let (n, c, g) = (w1 as u32 as usize, (w1 >> 32) as usize, w2 as u32 as usize);
     if n > 64 || c > 1024 || g > 4096 {
         return;
     }
     let end = h + 128 + n * 64 + c * 128 + g * 16;
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for at in (h + 128..end).step_by(8) {
-        let Ok(w) = region.load(at, Ordering::Relaxed) else { return };
-        for b in w.to_le_bytes() {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    let Ok(hash) = manifest::checksum(region, h + 128..end) else {
+        return;
+    };
     let _ = region.store(h + 80, hash, Ordering::Relaxed);
 }
 
 fuzz_target!(|data: &[u8]| {
     let region = region();
-    let Some((&flags, edits)) = data.split_first() else { return };
+    let Some((&flags, edits)) = data.split_first() else {
+        return;
+    };
     // Each edit: a word index (2 bytes) into the manifest area and a value (8 bytes).
     for edit in edits.chunks_exact(10) {
         let index = usize::from(u16::from_le_bytes([edit[0], edit[1]])) % 96;
@@ -74,7 +95,9 @@ fuzz_target!(|data: &[u8]| {
     if flags & 1 == 1 {
         reseal(&region);
     }
-    let Ok(m) = Manifest::open(&region) else { return };
+    let Ok(m) = Manifest::open(&region) else {
+        return;
+    };
     for i in 0..m.node_count() {
         let node = m.node(i).expect("validated node re-reads");
         let s = m.node_section(i).expect("section");

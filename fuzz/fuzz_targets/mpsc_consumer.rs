@@ -16,9 +16,13 @@ const SLOT: usize = 24;
 
 fuzz_target!(|data: &[u8]| {
     let geometry = Geometry::new(LANES, 4, SLOT as u32).compact();
-    let Ok(size) = geometry.channel_size() else { return };
+    let Ok(size) = geometry.channel_size() else {
+        return;
+    };
     let region = Region::new_heap(size);
-    let Ok(mut rx) = mpsc::channel(&region, 0, geometry) else { return };
+    let Ok(mut rx) = mpsc::channel(&region, 0, geometry) else {
+        return;
+    };
     let mut producers: Vec<Option<Producer>> = (0..LANES as usize)
         .map(|lane| Producer::attach(region.clone(), 0, lane).ok())
         .collect();

@@ -17,10 +17,14 @@ const SIZE: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
     let geometry = PoolGeometry::new(BUFFERS as u32, SIZE as u32);
-    let Ok(size) = geometry.pool_size() else { return };
+    let Ok(size) = geometry.pool_size() else {
+        return;
+    };
     let region = Region::new_heap(size);
     let kind = MessageType::bytes(geometry.max_message_size() as u32);
-    let Ok((mut tx, mut rx)) = pool::channel(&region, 0, geometry, kind) else { return };
+    let Ok((mut tx, mut rx)) = pool::channel(&region, 0, geometry, kind) else {
+        return;
+    };
     let mut held = Vec::new();
     let mut buf = vec![0u8; geometry.max_message_size()];
     for op in data.chunks(9) {

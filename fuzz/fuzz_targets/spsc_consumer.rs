@@ -12,9 +12,13 @@ const SLOT: usize = 24;
 
 fuzz_target!(|data: &[u8]| {
     let geometry = Geometry::new(4, SLOT as u32).compact();
-    let Ok(size) = geometry.ring_size() else { return };
+    let Ok(size) = geometry.ring_size() else {
+        return;
+    };
     let region = Region::new_heap(size);
-    let Ok((mut tx, _)) = spsc::channel(&region, 0, geometry) else { return };
+    let Ok((mut tx, _)) = spsc::channel(&region, 0, geometry) else {
+        return;
+    };
     let mut rx: Option<Consumer> = Consumer::attach(region.clone(), 0).ok();
     let mut buf = [0u8; SLOT];
     for op in data.chunks(9) {

@@ -236,17 +236,17 @@ pub(crate) const fn end_block(section: usize, slot: u32) -> usize {
     section + size_of::<NodeControl>() + slot as usize * END_BLOCK
 }
 
-/// Folds region words into the manifest checksum (FNV-1a over their LE bytes).
-pub(crate) fn checksum(
+/// The manifest checksum over the region words in `range` (the node, channel and
+/// grant tables): FNV-1a over their little-endian bytes. The owner records it in
+/// the manifest header; readers recompute and compare.
+pub fn checksum(
     region: &crate::Region,
     range: core::ops::Range<usize>,
 ) -> Result<u64, crate::AccessError> {
-    let mut hash = 0xcbf2_9ce4_8422_2325;
-    for at in range.step_by(crate::WORD) {
-        let word = region.load(at, crate::sync::Ordering::Relaxed)?;
-        hash = crate::layout::fnv1a(hash, &word.to_le_bytes());
-    }
-    Ok(hash)
+    let words = range.len() / crate::WORD;
+    region.fold_words(range.start, words, 0xcbf2_9ce4_8422_2325, |hash, word| {
+        crate::layout::fnv1a(hash, &word.to_le_bytes())
+    })
 }
 
 #[cfg(all(test, feature = "alloc"))]
