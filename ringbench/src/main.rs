@@ -260,18 +260,10 @@ fn main() -> ExitCode {
         cpus.client,
         fan_in::BASELINE
     );
-    if let Some(path) = &opts.json
-        && let Err(e) = std::fs::write(path, report.to_json())
-    {
-        eprintln!("ringbench: cannot write {}: {e}", path.display());
+    let subtitle = format!("{setup}; floor p50 {:.0} ns", report.floor_rtt_ns);
+    if let Err(e) = report.save(opts.json.as_deref(), opts.plot.as_deref(), &subtitle) {
+        eprintln!("ringbench: {e}");
         return ExitCode::FAILURE;
-    }
-    if let Some(path) = &opts.plot {
-        let subtitle = format!("{setup}; floor p50 {:.0} ns", report.floor_rtt_ns);
-        if let Err(e) = report.plot_svg(path, &subtitle) {
-            eprintln!("ringbench: cannot draw {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
     }
     ExitCode::SUCCESS
 }

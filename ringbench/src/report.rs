@@ -113,6 +113,25 @@ impl Report {
         out
     }
 
+    /// Writes the JSON report and draws the chart where asked; the error names
+    /// the file that could not be written.
+    pub fn save(
+        &self,
+        json: Option<&Path>,
+        plot: Option<&Path>,
+        subtitle: &str,
+    ) -> Result<(), String> {
+        if let Some(path) = json {
+            std::fs::write(path, self.to_json())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        if let Some(path) = plot {
+            self.plot_svg(path, subtitle)
+                .map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// Draws the ratios to the floor as a horizontal bar chart (log scale) into an
     /// SVG file.
     pub fn plot_svg(&self, path: &Path, subtitle: &str) -> Result<(), String> {

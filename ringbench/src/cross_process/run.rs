@@ -151,18 +151,10 @@ pub fn main(opts: &Options, cpus: Cpus) -> ExitCode {
         "(x floor: median over repetitions of p50 / floor/xp p50 of the same repetition; \
          no streams in this mode)"
     );
-    if let Some(path) = &opts.json
-        && let Err(e) = std::fs::write(path, report.to_json())
-    {
-        eprintln!("ringbench: cannot write {}: {e}", path.display());
+    let subtitle = format!("{setup}; floor/xp p50 {:.0} ns", report.floor_rtt_ns);
+    if let Err(e) = report.save(opts.json.as_deref(), opts.plot.as_deref(), &subtitle) {
+        eprintln!("ringbench: {e}");
         return ExitCode::FAILURE;
-    }
-    if let Some(path) = &opts.plot {
-        let subtitle = format!("{setup}; floor/xp p50 {:.0} ns", report.floor_rtt_ns);
-        if let Err(e) = report.plot_svg(path, &subtitle) {
-            eprintln!("ringbench: cannot draw {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
     }
     ExitCode::SUCCESS
 }
