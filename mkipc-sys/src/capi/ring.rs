@@ -382,7 +382,7 @@ pub unsafe extern "C" fn mkipc_producer_connect(
         // SAFETY: forwarded contract.
         let hello = unsafe { hello_for(&n.manifest, name, r#type, features)? };
         let hooks = n.hooks;
-        let mut sender = hooks.poll(
+        let sender = hooks.poll(
             timeout_ns,
             |s| s == Status::ReclaimPending,
             || {
@@ -393,7 +393,12 @@ pub unsafe extern "C" fn mkipc_producer_connect(
                     hello,
                 )?)
             },
-        )?;
+        );
+        // Out of time while the consumer had not reclaimed: say so.
+        let mut sender = sender.map_err(|s| match s {
+            Status::TimedOut => Status::ReclaimPending,
+            other => other,
+        })?;
         if timeout_ns > 0 {
             hooks
                 .poll(
