@@ -72,10 +72,8 @@ impl Fixture {
         builder.write(&peer, 1).unwrap();
         let mut region = zeroed::<MkipcRegion>();
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { mkipc_region_from_memory(&mut *region, base, len) },
-            OK
-        );
+        let st = unsafe { mkipc_region_from_memory(&mut *region, base, len) };
+        assert_eq!(st, OK);
         Fixture {
             _memory: memory,
             region,
@@ -85,10 +83,8 @@ impl Fixture {
     fn boot(&self, name: &core::ffi::CStr) -> Box<MkipcNode> {
         let mut node = zeroed::<MkipcNode>();
         // SAFETY: live storage and region.
-        assert_eq!(
-            unsafe { mkipc_node_boot(&mut *node, &*self.region, name.as_ptr()) },
-            OK
-        );
+        let st = unsafe { mkipc_node_boot(&mut *node, &*self.region, name.as_ptr()) };
+        assert_eq!(st, OK);
         node
     }
 }
@@ -460,10 +456,8 @@ fn a_sleeping_consumer_is_woken_by_the_doorbell() {
             std::thread::sleep(Duration::from_millis(1));
         }
         // SAFETY: this thread alone uses the producer.
-        assert_eq!(
-            unsafe { mkipc_producer_push(&mut *tx, b"wake".as_ptr(), 4) },
-            OK
-        );
+        let st = unsafe { mkipc_producer_push(&mut *tx, b"wake".as_ptr(), 4) };
+        assert_eq!(st, OK);
         let (st, got, waited) = consumer.join().unwrap();
         assert_eq!(st, OK);
         assert_eq!(got, b"wake");
