@@ -78,7 +78,8 @@ enum mkipc_status
   // (a ring where a channel was expected).
   MKIPC_STATUS_INCOMPATIBLE = -7,
   // The channel carries another message type (a typed Rust channel, not a byte
-  // channel): both ends must agree on the message type.
+  // channel; or, when connecting, a type other than the manifest's): both ends
+  // must agree on the message type.
   MKIPC_STATUS_TYPE_MISMATCH = -8,
   // The ring has no free slot: retry once the peer has taken messages.
   MKIPC_STATUS_FULL = -9,
@@ -86,7 +87,8 @@ enum mkipc_status
   MKIPC_STATUS_EMPTY = -10,
   // Every pool buffer is loaned or lent: retry once the receiver returns some.
   MKIPC_STATUS_NO_BUFFER = -11,
-  // The message is longer than a slot or than the channel carries.
+  // The message is longer than a slot or than the channel carries (when
+  // connecting: the end's message type is larger than the channel's maximum).
   MKIPC_STATUS_TOO_LARGE = -12,
   // The caller's buffer is shorter than the message, which stays queued; the
   // length it needs was stored in the function's length out-argument.

@@ -37,7 +37,8 @@ pub enum Status {
     /// (a ring where a channel was expected).
     Incompatible = -7,
     /// The channel carries another message type (a typed Rust channel, not a byte
-    /// channel): both ends must agree on the message type.
+    /// channel; or, when connecting, a type other than the manifest's): both ends
+    /// must agree on the message type.
     TypeMismatch = -8,
     /// The ring has no free slot: retry once the peer has taken messages.
     Full = -9,
@@ -45,7 +46,8 @@ pub enum Status {
     Empty = -10,
     /// Every pool buffer is loaned or lent: retry once the receiver returns some.
     NoBuffer = -11,
-    /// The message is longer than a slot or than the channel carries.
+    /// The message is longer than a slot or than the channel carries (when
+    /// connecting: the end's message type is larger than the channel's maximum).
     TooLarge = -12,
     /// The caller's buffer is shorter than the message, which stays queued; the
     /// length it needs was stored in the function's length out-argument.
