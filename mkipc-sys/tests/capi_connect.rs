@@ -471,3 +471,33 @@ fn a_sleeping_consumer_is_woken_by_the_doorbell() {
         assert_eq!(mkipc_consumer_close(&mut *rx), OK);
     }
 }
+
+unsafe extern "C" fn frozen_clock(_ctx: *mut c_void) -> u64 {
+    42
+}
+
+unsafe extern "C" fn no_sleep(_ctx: *mut c_void, _token: u64, _deadline_ns: u64) {}
+
+#[test]
+fn a_sleep_on_a_clock_that_stands_still_ends_with_no_clock() {
+    let f = Fixture::new(8);
+    let b = Bell::default();
+    let (mut tx, mut rx) = connected_pair(&f, &b);
+    let frozen = MkipcHooks {
+        now_ns: Some(frozen_clock),
+        wait: Some(no_sleep),
+        ..hooks(&b)
+    };
+    let mut buf = [0u8; 8];
+    let mut len = 0;
+    // SAFETY: live handles; the hooks' ctx is the live bell.
+    unsafe {
+        assert_eq!(mkipc_consumer_set_hooks(&mut *rx, &frozen), OK);
+        assert_eq!(
+            mkipc_consumer_pop_timeout(&mut *rx, buf.as_mut_ptr(), 8, &mut len, 1_000 * MS),
+            Status::NoClock as i32
+        );
+        assert_eq!(mkipc_producer_close(&mut *tx), OK);
+        assert_eq!(mkipc_consumer_close(&mut *rx), OK);
+    }
+}

@@ -81,6 +81,10 @@ impl Default for MkipcHooks {
 /// up with `NO_CLOCK` (a clock hook that never advances would otherwise hang).
 const STALLED_CLOCK_POLLS: u32 = 1 << 24;
 
+/// Sleep rounds in a row (each after a full spin budget) that may see the clock
+/// stand still before a timed wait gives up with `NO_CLOCK`.
+const STALLED_CLOCK_SLEEPS: u32 = 1 << 8;
+
 impl MkipcHooks {
     /// Copies the caller's hooks (NULL: no hooks).
     ///
@@ -346,6 +350,7 @@ impl MkipcHooks {
         };
         let mut sleeper = Sleeper::new(side.flag.clone(), waiter, SpinPolicy::default());
         let mut outcome = None;
+        let (mut last, mut still) = (start, 0u32);
         let result = loop {
             let now = self.now().ok_or(Status::NoClock)?;
             if sleeper.waiter().stalled.get() {
@@ -353,6 +358,16 @@ impl MkipcHooks {
             }
             if now >= deadline {
                 break Err(Status::TimedOut);
+            }
+            // Each round spins the whole budget: a clock that stands still for
+            // this many rounds ends the wait long before the waiter's own count.
+            if now == last {
+                still += 1;
+                if still >= STALLED_CLOCK_SLEEPS {
+                    break Err(Status::NoClock);
+                }
+            } else {
+                (last, still) = (now, 0);
             }
             // The work check is the attempt itself: whatever it finds (a message,
             // a close, a broken ring) ends the wait and is kept.
