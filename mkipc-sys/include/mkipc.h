@@ -78,7 +78,8 @@ enum mkipc_status
   // (a ring where a channel was expected).
   MKIPC_STATUS_INCOMPATIBLE = -7,
   // The channel carries another message type (a typed Rust channel, not a byte
-  // channel): both ends must agree on the message type.
+  // channel; or, when connecting, a type other than the manifest's): both ends
+  // must agree on the message type.
   MKIPC_STATUS_TYPE_MISMATCH = -8,
   // The ring has no free slot: retry once the peer has taken messages.
   MKIPC_STATUS_FULL = -9,
@@ -86,7 +87,8 @@ enum mkipc_status
   MKIPC_STATUS_EMPTY = -10,
   // Every pool buffer is loaned or lent: retry once the receiver returns some.
   MKIPC_STATUS_NO_BUFFER = -11,
-  // The message is longer than a slot or than the channel carries.
+  // The message is longer than a slot or than the channel carries (when
+  // connecting: the end's message type is larger than the channel's maximum).
   MKIPC_STATUS_TOO_LARGE = -12,
   // The caller's buffer is shorter than the message, which stays queued; the
   // length it needs was stored in the function's length out-argument.
@@ -111,6 +113,31 @@ enum mkipc_status
   MKIPC_STATUS_UNSUPPORTED = -20,
   // A bug in mkipc was caught at the boundary (a panic); please report it.
   MKIPC_STATUS_INTERNAL = -21,
+  // The manifest lists no channel by that name (or the name is not 1-32
+  // printable ASCII bytes): check the name against the region's manifest.
+  MKIPC_STATUS_NO_SUCH_CHANNEL = -22,
+  // The manifest lists no node by that name or id.
+  MKIPC_STATUS_NO_SUCH_NODE = -23,
+  // The manifest grants this node no such channel end with the needed right
+  // (`send` for a producer, `receive` for a consumer), or grants the other end
+  // to no node: connect as the node the manifest names, or fix the manifest.
+  MKIPC_STATUS_NOT_GRANTED = -24,
+  // The peer did not offer (consumer) or accept (producer) within the timeout:
+  // start the peer, or retry with a longer timeout.
+  MKIPC_STATUS_PEER_NOT_READY = -25,
+  // The peer's connect words belong to an earlier incarnation than the one its
+  // node now runs: wait for the current incarnation to connect, then retry.
+  MKIPC_STATUS_STALE_EPOCH = -26,
+  // The channel still holds the state of this producer node's previous
+  // incarnation; the consumer must reclaim it (after draining) before this
+  // incarnation can connect: retry once it has.
+  MKIPC_STATUS_RECLAIM_PENDING = -27,
+  // The peer closed the channel (a consumer gets it after every queued
+  // message was received). Close this endpoint.
+  MKIPC_STATUS_CLOSED = -28,
+  // The region's manifest, or a node's liveness words, fail validation
+  // (checksum, an entry, a state or epoch word): recreate the region.
+  MKIPC_STATUS_BAD_MANIFEST = -29,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -145,6 +172,12 @@ typedef struct mkipc_hooks {
   uint64_t (*now_ns)(void *ctx);
   // Waits a little between polls, returning by `deadline_ns` at the latest.
   void (*relax)(void *ctx, uint64_t deadline_ns);
+  // Before a consumer's last look at the ring: takes the snapshot that lets a
+  // ring arriving after it end the next `wait` at once, returned as a token.
+  uint64_t (*wait_prepare)(void *ctx);
+  // Sleeps until rung (after the `wait_prepare` that returned `token`), or
+  // until `deadline_ns`; returning early is allowed.
+  void (*wait)(void *ctx, uint64_t token, uint64_t deadline_ns);
 } mkipc_hooks;
 
 // A pool buffer loaned to the sender for writing in place.
@@ -175,15 +208,32 @@ typedef struct mkipc_held {
   uint64_t region_offset;
 } mkipc_held;
 
+// This program as a node of a region's manifest (opaque; zero-initialise
+// before booting).
+typedef struct mkipc_node {
+  uint64_t opaque[96];
+} mkipc_node;
+
 // The producing end of an SPSC ring (opaque; zero-initialise before attaching).
 typedef struct mkipc_producer {
-  uint64_t opaque[32];
+  uint64_t opaque[160];
 } mkipc_producer;
 
 // The consuming end of an SPSC ring (opaque; zero-initialise before attaching).
 typedef struct mkipc_consumer {
-  uint64_t opaque[32];
+  uint64_t opaque[160];
 } mkipc_consumer;
+
+// The identity of a channel's message type, checked by the connect handshake:
+// both ends and the manifest must agree on all three fields.
+typedef struct mkipc_message_type {
+  // Size of a message (a fixed-size type), or the longest byte message.
+  uint32_t size;
+  // Alignment of the type (1 for byte messages).
+  uint32_t align;
+  // FNV-1a 64 of the type's name (`"[u8]"` for byte messages).
+  uint64_t name_hash;
+} mkipc_message_type;
 
 #ifdef __cplusplus
 extern "C" {
@@ -254,8 +304,9 @@ int32_t mkipc_sender_close(struct mkipc_sender *sender);
 // `receiver` is null or points to `mkipc_receiver` storage no other thread uses.
 int32_t mkipc_receiver_close(struct mkipc_receiver *receiver);
 
-// Installs platform hooks on a sender (copied; NULL removes them). The sender
-// rings the doorbell after each message it sends.
+// Installs platform hooks on a sender (copied; NULL removes them). After each
+// message it sends, the sender rings the doorbell when the receiver announced a
+// sleep (once per announced sleep).
 //
 // # Safety
 //
@@ -265,7 +316,8 @@ int32_t mkipc_receiver_close(struct mkipc_receiver *receiver);
 int32_t mkipc_sender_set_hooks(struct mkipc_sender *sender, const struct mkipc_hooks *hooks);
 
 // Installs platform hooks on a receiver (copied; NULL removes them). The
-// receiver rings the doorbell after it returned buffers to the sender.
+// receiver rings the doorbell after it returned buffers to the sender, and
+// sleeps in `wait_prepare`/`wait` in `mkipc_receiver_recv_timeout`.
 //
 // # Safety
 //
@@ -359,7 +411,9 @@ int32_t mkipc_sender_fault_count(struct mkipc_sender *sender, uint64_t *out_coun
 // `*out_len` and returns its buffers to the sender, waiting up to `timeout_ns`
 // for one (0: no waiting, `MKIPC_STATUS_EMPTY`). A message longer than `cap`
 // stays queued: `MKIPC_STATUS_BUFFER_TOO_SMALL` with the needed length in
-// `*out_len`.
+// `*out_len`. While waiting it spins for a bounded budget, then sleeps in the
+// `wait` hook (or the futex fallback) after announcing it, so senders ring only
+// then.
 //
 // # Safety
 //
@@ -421,6 +475,81 @@ int32_t mkipc_receiver_release(struct mkipc_receiver *receiver, const struct mki
 //
 // `receiver` as for `mkipc_receiver_close`; `out_count` is null or writable.
 int32_t mkipc_receiver_fault_count(struct mkipc_receiver *receiver, uint64_t *out_count);
+
+// Opens the region's manifest (validating all of it) and boots the node named
+// `name` (`mkipc create` names the two ends of channel C `C.tx` and `C.rx`):
+// its epoch goes one above its previous incarnation's and its state to alive.
+//
+// `MKIPC_STATUS_NO_SUCH_NODE` when the manifest lists no such node,
+// `MKIPC_STATUS_NOT_INITIALIZED` when the region has no manifest yet,
+// `MKIPC_STATUS_BAD_MANIFEST` when it fails validation. Beat the node
+// (`mkipc_node_beat`) more often than peers' dead-node timeout.
+//
+// # Safety
+//
+// `out` points to writable, zero-initialised (or closed) `mkipc_node` storage;
+// `region` is null or points to a live `mkipc_region`; `name` is null or
+// NUL-terminated.
+int32_t mkipc_node_boot(struct mkipc_node *out,
+                        const struct mkipc_region *region,
+                        const char *name);
+
+// `mkipc_node_boot` for the node with id `id`.
+//
+// # Safety
+//
+// As for `mkipc_node_boot`.
+int32_t mkipc_node_boot_id(struct mkipc_node *out, const struct mkipc_region *region, uint32_t id);
+
+// Beats the node's heartbeat once: peers (the `mkipc` tool's watchdog, a Rust
+// `Watchdog`) declare the node dead when it stops changing for their timeout
+// (the tool's default is 1 s; it beats every 20 ms).
+//
+// # Safety
+//
+// `node` is null or points to `mkipc_node` storage no other thread uses.
+int32_t mkipc_node_beat(struct mkipc_node *node);
+
+// Stores the node's epoch (this incarnation's number, 1 on the first boot) in
+// `*out_epoch`.
+//
+// # Safety
+//
+// `node` is null or points to a live `mkipc_node`; `out_epoch` is null or
+// writable.
+int32_t mkipc_node_epoch(const struct mkipc_node *node, uint64_t *out_epoch);
+
+// Installs the hooks used by the node's connect calls (the clock for their
+// timeouts, `relax` between polls) and copied into every endpoint connected
+// through it (copied; NULL removes them).
+//
+// # Safety
+//
+// `node` as for `mkipc_node_beat`; `hooks` is null or readable, and its
+// functions may be called with its `ctx` until the node and every endpoint
+// connected through it are closed or given other hooks.
+int32_t mkipc_node_set_hooks(struct mkipc_node *node, const struct mkipc_hooks *hooks);
+
+// Takes an exclusive lock on the file `path` (created if missing) and holds it
+// until the node is closed or the process dies: a peer process checks the lock
+// before fencing this node as dead (the `mkipc` tool uses
+// `REGION.NODE.lock` next to the region file, e.g.
+// `/dev/shm/demo.main.tx.lock`). `MKIPC_STATUS_IO` (with `errno`) when another
+// live process holds it; `MKIPC_STATUS_UNSUPPORTED` without `std`.
+//
+// # Safety
+//
+// `node` as for `mkipc_node_beat`; `path` is null or NUL-terminated.
+int32_t mkipc_node_hold_lock(struct mkipc_node *node, const char *path);
+
+// Declares the node stopped (an orderly exit: peers see `Stopped`, not a
+// death), releases its lock file and closes the handle. Endpoints connected
+// through it stay usable until closed.
+//
+// # Safety
+//
+// `node` is null or points to `mkipc_node` storage no other thread uses.
+int32_t mkipc_node_close(struct mkipc_node *node);
 
 // Opens a region over memory the caller provides (a kernel's shared window).
 //
@@ -530,22 +659,98 @@ int32_t mkipc_consumer_attach(struct mkipc_consumer *out,
                               const struct mkipc_region *region,
                               size_t offset);
 
-// Closes a producer.
+// Connects to channel `channel` of the node's manifest as its producer: finds
+// the channel, this node's grant for the producer end (with the `send` right)
+// and the consumer's, and offers the channel (the core handshake: ABI version,
+// layout hash, epoch, message type, maximum size, feature bits).
+//
+// `type` is the message type this end speaks; NULL means byte messages up to
+// the channel's maximum (what `mkipc create` lays out). `features` are the
+// feature bits this end supports (the connection uses the intersection).
+//
+// Messages may be pushed as soon as this returns: they queue until the
+// consumer accepts. With `timeout_ns` 0 it returns right after the offer
+// (`MKIPC_STATUS_RECLAIM_PENDING` if the consumer has not yet reclaimed this
+// node's previous incarnation); otherwise it waits up to `timeout_ns` on the
+// node's clock for the reclaim and for the consumer's accept
+// (`MKIPC_STATUS_PEER_NOT_READY` when none came, `MKIPC_STATUS_STALE_EPOCH` when
+// only an earlier incarnation's answer is there). Other refusals:
+// `NO_SUCH_CHANNEL`, `NOT_GRANTED`, `TYPE_MISMATCH` (type differs from the
+// manifest's), `TOO_LARGE` (type larger than the channel's maximum),
+// `INCOMPATIBLE` (not an SPSC channel, or the peer's build differs), `BROKEN`
+// (the peer wrote an impossible word), `CLOSED`. On any error nothing is opened.
+//
+// The endpoint starts with the node's hooks. Close it with
+// `mkipc_producer_close`, which tells the consumer after everything pushed.
+//
+// # Safety
+//
+// `out` points to writable, zero-initialised (or closed) `mkipc_producer`
+// storage; `node` is null or points to a live `mkipc_node` no other thread
+// writes; `channel` is null or NUL-terminated; `type` is null or readable.
+int32_t mkipc_producer_connect(struct mkipc_producer *out,
+                               const struct mkipc_node *node,
+                               const char *channel,
+                               const struct mkipc_message_type *type,
+                               uint64_t features,
+                               uint64_t timeout_ns);
+
+// Connects to channel `channel` of the node's manifest as its consumer: finds
+// the channel and this node's grant for the consumer end (with the `receive`
+// right), then waits up to `timeout_ns` on the node's clock for the producer's
+// offer and accepts it after checking it (ABI version, layout hash, the
+// producer node's current epoch, message type, maximum size; the agreed
+// features are the intersection). `timeout_ns` 0 looks once.
+//
+// Refusals: `PEER_NOT_READY` (no offer in time), `STALE_EPOCH` (only an offer
+// from an earlier incarnation of the producer node), `RECLAIM_PENDING` (the
+// channel holds the state of a producer incarnation that must be reclaimed
+// first; the C ABI cannot reclaim yet: a Rust consumer with the `admin` right
+// can), and as for `mkipc_producer_connect`. On any error nothing is opened.
+//
+// `mkipc_consumer_pop` then returns `MKIPC_STATUS_CLOSED` once the producer
+// closed the channel and every message it queued was received.
+//
+// # Safety
+//
+// As for `mkipc_producer_connect`, with `mkipc_consumer` storage.
+int32_t mkipc_consumer_connect(struct mkipc_consumer *out,
+                               const struct mkipc_node *node,
+                               const char *channel,
+                               const struct mkipc_message_type *type,
+                               uint64_t features,
+                               uint64_t timeout_ns);
+
+// Stores in `*out_type` the identity of byte messages of at most `max_len`
+// bytes: what `mkipc create` and the Rust `ChannelSpec::spsc` give a channel
+// whose slots hold `max_len` bytes.
+//
+// # Safety
+//
+// `out_type` is null or writable.
+int32_t mkipc_message_type_bytes(uint32_t max_len, struct mkipc_message_type *out_type);
+
+// Closes a producer. A connected producer first marks the channel closed (after
+// everything it pushed), so the consumer drains and then sees
+// `MKIPC_STATUS_CLOSED`.
 //
 // # Safety
 //
 // `producer` is null or points to `mkipc_producer` storage no other thread uses.
 int32_t mkipc_producer_close(struct mkipc_producer *producer);
 
-// Closes a consumer.
+// Closes a consumer. A connected consumer marks the channel closed: the
+// producer's next look at it refuses further pushes (`MKIPC_STATUS_CLOSED`);
+// messages still queued stay in the ring.
 //
 // # Safety
 //
 // `consumer` is null or points to `mkipc_consumer` storage no other thread uses.
 int32_t mkipc_consumer_close(struct mkipc_consumer *consumer);
 
-// Installs platform hooks on a producer (copied; NULL removes them). The
-// producer rings the doorbell after each message it publishes.
+// Installs platform hooks on a producer (copied; NULL removes them). After
+// publishing, the producer rings the doorbell when the consumer announced a
+// sleep (once per announced sleep).
 //
 // # Safety
 //
@@ -555,7 +760,8 @@ int32_t mkipc_consumer_close(struct mkipc_consumer *consumer);
 int32_t mkipc_producer_set_hooks(struct mkipc_producer *producer, const struct mkipc_hooks *hooks);
 
 // Installs platform hooks on a consumer (copied; NULL removes them). The
-// consumer uses the clock and `relax` in `mkipc_consumer_pop_timeout`.
+// consumer uses the clock, `wait_prepare`/`wait` (or `relax`) in
+// `mkipc_consumer_pop_timeout`.
 //
 // # Safety
 //
@@ -563,7 +769,10 @@ int32_t mkipc_producer_set_hooks(struct mkipc_producer *producer, const struct m
 int32_t mkipc_consumer_set_hooks(struct mkipc_consumer *consumer, const struct mkipc_hooks *hooks);
 
 // Copies `len` bytes from `data` into the next slot and publishes it, waiting up
-// to `timeout_ns` for a free slot (0: no waiting, `MKIPC_STATUS_FULL`).
+// to `timeout_ns` for a free slot (0: no waiting, `MKIPC_STATUS_FULL`), then
+// rings the consumer if it announced a sleep. A connected producer returns
+// `MKIPC_STATUS_CLOSED` once it sees the consumer closed the channel (it looks
+// every 256 messages and whenever the ring is full).
 //
 // # Safety
 //
@@ -592,6 +801,12 @@ int32_t mkipc_producer_slot_size(struct mkipc_producer *producer, size_t *out_si
 // `*out_len` and releases its slot, waiting up to `timeout_ns` for one (0: no
 // waiting, `MKIPC_STATUS_EMPTY`). A message longer than `cap` stays queued:
 // `MKIPC_STATUS_BUFFER_TOO_SMALL` with the needed length in `*out_len`.
+//
+// While waiting it spins for a bounded budget, then announces a sleep and
+// sleeps in the `wait` hook (or the futex fallback), so producers ring only
+// then. A connected consumer returns `MKIPC_STATUS_CLOSED` once the producer
+// closed the channel and everything it sent was received (a close is not
+// rung: a sleeping pop sees it at its deadline at the latest).
 //
 // # Safety
 //

@@ -409,3 +409,168 @@ fn the_checked_format_rejects_every_flipped_byte() {
         msg[i] ^= 0x10;
     }
 }
+
+/// Builds the `mkipc` command-line tool into `target/capi` once.
+fn mkipc_tool() -> PathBuf {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "mkipc-cli", "--bin", "mkipc"])
+            .env("CARGO_TARGET_DIR", target_dir())
+            .current_dir(crate_dir());
+        run(&mut cmd, "building the mkipc tool").unwrap();
+        *built = true;
+    }
+    target_dir().join("debug/mkipc")
+}
+
+/// Generated messages each way between the C program and the tool.
+const TOOL_MESSAGES: u64 = 3_000;
+
+/// Waits for `child` (killed after `secs`), returning its status and output.
+fn finish(mut child: std::process::Child, secs: u64) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut text).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut text).unwrap();
+    }
+    (status, text)
+}
+
+/// What one run of `tool_peer.c` against `mkipc send` and `mkipc recv` gave.
+struct ToolRun {
+    c: (std::process::ExitStatus, String),
+    recv: (std::process::ExitStatus, String),
+    send: (std::process::ExitStatus, String),
+}
+
+impl ToolRun {
+    fn report(&self) -> String {
+        format!(
+            "C ({}):\n{}\nmkipc recv ({}):\n{}\nmkipc send ({}):\n{}",
+            self.c.0, self.c.1, self.recv.0, self.recv.1, self.send.0, self.send.1
+        )
+    }
+}
+
+/// Builds `tool_peer.c` (with `defines`), creates a region with `mkipc create`
+/// and runs the C program against `mkipc recv` (channel c2r) and `mkipc send`
+/// (channel r2c), with a 200 ms dead-node timeout on the tool's side.
+fn run_with_tool(name: &str, defines: &[&str]) -> ToolRun {
+    let lib = libs(None);
+    let tool = mkipc_tool();
+    let out = exe(name);
+    let lib_dir = lib.display().to_string();
+    let mut args = defines.to_vec();
+    let link = [
+        "tests/c/tool_peer.c".to_string(),
+        format!("-L{lib_dir}"),
+        "-lmkipc_sys".to_string(),
+        format!("-Wl,-rpath,{lib_dir}"),
+    ];
+    args.extend(link.iter().map(String::as_str));
+    gcc(&args, &out);
+    let path = PathBuf::from(format!("/dev/shm/mkipc-capi-{name}-{}", std::process::id()));
+    let region = path.display().to_string();
+    let created = Command::new(&tool)
+        .args(["create", &region, "--channel", "c2r", "--channel", "r2c"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "mkipc create: {created:?}");
+    let count = TOOL_MESSAGES.to_string();
+    let spawn = |cmd: &mut Command| {
+        cmd.env("LD_LIBRARY_PATH", &lib)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A short dead-node timeout: a C side that did not beat is declared dead
+    // during its pause (see tool_peer.c).
+    let timing = ["--dead-ms", "200", "--timeout", "60"];
+    let recv = spawn(
+        Command::new(&tool)
+            .args([
+                "recv",
+                &region,
+                "--channel",
+                "c2r",
+                "--count",
+                &count,
+                "--quiet",
+            ])
+            .args(timing),
+    );
+    let send = spawn(
+        Command::new(&tool)
+            .args(["send", &region, "--channel", "r2c", "--count", &count])
+            .args(timing),
+    );
+    let c = spawn(Command::new(&out).arg(&path).arg(&count));
+    let send = finish(send, 90);
+    let recv = finish(recv, 30);
+    // Without a sender the C program would wait for its own deadline.
+    let c = finish(c, if send.0.success() { 30 } else { 0 });
+    for lock in ["c2r.tx", "c2r.rx", "r2c.tx", "r2c.rx"] {
+        let _ = std::fs::remove_file(format!("{region}.{lock}.lock"));
+    }
+    let _ = std::fs::remove_file(&path);
+    ToolRun { c, recv, send }
+}
+
+/// The C program connects by channel name to a region made by `mkipc create`
+/// and exchanges generated (sequenced, checksummed) messages with `mkipc send`
+/// and `mkipc recv`, both directions, beating its nodes' heartbeats and holding
+/// their lock files, so the tool's watchdogs keep it alive through a pause
+/// longer than their dead-node timeout.
+#[test]
+fn c_program_exchanges_with_the_mkipc_tool_by_channel_name() {
+    let run = run_with_tool("tool-peer", &[]);
+    let report = run.report();
+    assert!(run.c.0.success(), "{report}");
+    assert!(
+        run.c.1.contains(&format!(
+            "c: sent {TOOL_MESSAGES} received {TOOL_MESSAGES} verified"
+        )) && run.c.1.contains("failures 0"),
+        "{report}"
+    );
+    assert!(run.recv.0.success(), "{report}");
+    assert!(
+        run.recv
+            .1
+            .contains(&format!("received {TOOL_MESSAGES} message(s)")),
+        "{report}"
+    );
+    assert!(run.send.0.success(), "{report}");
+    assert!(
+        run.send
+            .1
+            .contains(&format!("sent {TOOL_MESSAGES} message(s)")),
+        "{report}"
+    );
+    eprintln!("{report}");
+}
+
+/// The same C program built without heartbeats is declared dead by `mkipc send`
+/// during its pause: the heartbeat of the run above is what kept it alive.
+#[test]
+fn a_c_program_that_does_not_beat_is_declared_dead_by_the_tool() {
+    let run = run_with_tool("tool-peer-silent", &["-DTOOL_PEER_NO_HEARTBEAT"]);
+    let report = run.report();
+    assert_eq!(run.send.0.code(), Some(4), "{report}");
+    assert!(run.send.1.contains("died"), "{report}");
+}

@@ -3,11 +3,14 @@
 //! buffers). Speaks the same wire format as `mkipc::typed::ByteSender` and
 //! `ByteReceiver`.
 
+use mkipc::Region;
+use mkipc::doorbell::Notifier;
 use mkipc::pool::{PoolGeometry, RecvError};
+use mkipc::spsc::RingLayout;
 use mkipc::typed::{ByteReceiver, ByteSender, create_bytes};
 
 use super::handle::{self, RECEIVER, SENDER, fits};
-use super::hooks::MkipcHooks;
+use super::hooks::{HookBell, MkipcHooks, WakeSide};
 use super::region::{MkipcRegion, region_ref};
 use super::ring::MKIPC_LAYOUT_COMPACT;
 use super::status::{Result, Status};
@@ -59,12 +62,22 @@ pub struct MkipcHeld {
 
 struct SenderHandle {
     sender: ByteSender,
+    /// Rings the receiver through the need-wakeup word of the submission ring.
+    notifier: Notifier<HookBell>,
     hooks: MkipcHooks,
 }
 
 struct ReceiverHandle {
     receiver: ByteReceiver,
+    /// The receiver's need-wakeup side of the submission ring.
+    wake: WakeSide,
     hooks: MkipcHooks,
+}
+
+/// The ring that carries the channel's messages (its need-wakeup word and
+/// futex word are the channel's doorbell).
+fn submit_ring(region: &Region, pool: &mkipc::pool::PoolLayout) -> Result<RingLayout> {
+    Ok(RingLayout::read(region, pool.submit_ring())?)
 }
 
 const _: () = assert!(fits::<MkipcSender, SenderHandle>());
@@ -150,8 +163,16 @@ pub unsafe extern "C" fn mkipc_sender_attach(
         }
         // SAFETY: forwarded contract.
         let region = unsafe { region_ref(region)? };
+        let mut sender = ByteSender::attach(region.clone(), offset)?;
+        let ring = submit_ring(region, sender.pool().layout())?;
+        let notifier = Notifier::new(
+            region.clone(),
+            ring.need_wakeup_word(),
+            HookBell::new(region, &ring),
+        )?;
         let handle = SenderHandle {
-            sender: ByteSender::attach(region.clone(), offset)?,
+            sender,
+            notifier,
             hooks: MkipcHooks::default(),
         };
         // SAFETY: valid storage by the contract.
@@ -176,8 +197,11 @@ pub unsafe extern "C" fn mkipc_receiver_attach(
         }
         // SAFETY: forwarded contract.
         let region = unsafe { region_ref(region)? };
+        let mut receiver = ByteReceiver::attach(region.clone(), offset)?;
+        let ring = submit_ring(region, receiver.pool().layout())?;
         let handle = ReceiverHandle {
-            receiver: ByteReceiver::attach(region.clone(), offset)?,
+            wake: WakeSide::new(region, &ring)?,
+            receiver,
             hooks: MkipcHooks::default(),
         };
         // SAFETY: valid storage by the contract.
@@ -236,8 +260,9 @@ unsafe fn record<T: Copy>(p: *const T) -> Result<T> {
     Ok(unsafe { p.read() })
 }
 
-/// Installs platform hooks on a sender (copied; NULL removes them). The sender
-/// rings the doorbell after each message it sends.
+/// Installs platform hooks on a sender (copied; NULL removes them). After each
+/// message it sends, the sender rings the doorbell when the receiver announced a
+/// sleep (once per announced sleep).
 ///
 /// # Safety
 ///
@@ -254,12 +279,14 @@ pub unsafe extern "C" fn mkipc_sender_set_hooks(
         let s = unsafe { sender_of(sender)? };
         // SAFETY: forwarded contract.
         s.hooks = unsafe { MkipcHooks::from_ptr(hooks) };
+        s.notifier.doorbell().set(s.hooks);
         Ok(())
     })
 }
 
 /// Installs platform hooks on a receiver (copied; NULL removes them). The
-/// receiver rings the doorbell after it returned buffers to the sender.
+/// receiver rings the doorbell after it returned buffers to the sender, and
+/// sleeps in `wait_prepare`/`wait` in `mkipc_receiver_recv_timeout`.
 ///
 /// # Safety
 ///
@@ -323,7 +350,8 @@ pub unsafe extern "C" fn mkipc_sender_send_timeout(
         let hooks = s.hooks;
         let retry = |st| st == Status::Full || st == Status::NoBuffer;
         hooks.poll(timeout_ns, retry, || Ok(s.sender.send_bytes(msg)?))?;
-        hooks.ring();
+        // Infallible: a failed ring only leaves the receiver to its timeout.
+        let _ = s.notifier.notify();
         Ok(())
     })
 }
@@ -428,7 +456,8 @@ pub unsafe extern "C" fn mkipc_sender_send_loan(
         // A failed send hands the token back; the ledger keeps the buffer loaned.
         pool.send(token, len)
             .map_err(|failed| Status::from(failed.error))?;
-        s.hooks.ring();
+        // Infallible: a failed ring only leaves the receiver to its timeout.
+        let _ = s.notifier.notify();
         Ok(())
     })
 }
@@ -503,7 +532,9 @@ pub unsafe extern "C" fn mkipc_sender_fault_count(
 /// `*out_len` and returns its buffers to the sender, waiting up to `timeout_ns`
 /// for one (0: no waiting, `MKIPC_STATUS_EMPTY`). A message longer than `cap`
 /// stays queued: `MKIPC_STATUS_BUFFER_TOO_SMALL` with the needed length in
-/// `*out_len`.
+/// `*out_len`. While waiting it spins for a bounded budget, then sleeps in the
+/// `wait` hook (or the futex fallback) after announcing it, so senders ring only
+/// then.
 ///
 /// # Safety
 ///
@@ -528,14 +559,11 @@ pub unsafe extern "C" fn mkipc_receiver_recv_timeout(
         let dst = unsafe { bytes_mut(buf, cap)? };
         let hooks = r.hooks;
         let inline = r.receiver.pool().layout().geometry().inline_size as usize;
-        let received = hooks.poll(
-            timeout_ns,
-            |s| s == Status::Empty,
-            || match r.receiver.recv_bytes(dst) {
-                Err(RecvError::BufferTooSmall { needed }) => Ok(Err(needed)),
-                other => Ok(Ok(other?)),
-            },
-        )?;
+        let ReceiverHandle { receiver, wake, .. } = r;
+        let received = hooks.wait_for(wake, timeout_ns, || match receiver.recv_bytes(dst) {
+            Err(RecvError::BufferTooSmall { needed }) => Ok(Err(needed)),
+            other => Ok(Ok(other?)),
+        })?;
         // SAFETY: non-null and writable by the contract.
         unsafe { put(out_len, received.unwrap_or_else(|needed| needed)) };
         let len = received.map_err(|_| Status::BufferTooSmall)?;

@@ -25,8 +25,10 @@ pub(crate) const CONSUMER: u64 = u64::from_le_bytes(*b"mkCONSMR");
 pub(crate) const SENDER: u64 = u64::from_le_bytes(*b"mkSENDER");
 /// Magic of an open `mkipc_receiver`.
 pub(crate) const RECEIVER: u64 = u64::from_le_bytes(*b"mkRECEIV");
+/// Magic of an open `mkipc_node`.
+pub(crate) const NODE: u64 = u64::from_le_bytes(*b"mkNODE\0\0");
 /// Every kind: opening into storage that holds any open handle is refused.
-const KINDS: [u64; 5] = [REGION, PRODUCER, CONSUMER, SENDER, RECEIVER];
+const KINDS: [u64; 6] = [REGION, PRODUCER, CONSUMER, SENDER, RECEIVER, NODE];
 
 /// The layout inside a handle's storage.
 #[repr(C)]
@@ -137,4 +139,21 @@ pub(crate) unsafe fn close<S, T>(storage: *mut S, magic: u64) -> Result<()> {
     // SAFETY: checked by `get`: non-null, aligned, writable by the contract.
     unsafe { storage.cast::<u64>().write_volatile(0) };
     Ok(())
+}
+
+/// Moves the handle of kind `magic` out of `storage` and marks the storage
+/// closed (for closes that consume the endpoint).
+///
+/// # Safety
+///
+/// As for [`get`].
+pub(crate) unsafe fn take<S, T>(storage: *mut S, magic: u64) -> Result<T> {
+    // SAFETY: forwarded contract.
+    let value: &mut T = unsafe { get(storage, magic)? };
+    // SAFETY: `value` is the live `T` from `open`; the magic is cleared right
+    // after, so nothing reads or drops it again.
+    let value = unsafe { core::ptr::read(value) };
+    // SAFETY: checked by `get`: non-null, aligned, writable by the contract.
+    unsafe { storage.cast::<u64>().write_volatile(0) };
+    Ok(value)
 }

@@ -8,7 +8,11 @@
 //!   with a status when null, misaligned, not open, or of another kind.
 //! * [`region`]: regions from a pointer and length (kernels), from a file under
 //!   `/dev/shm` (userspace, feature `std`), the region header, layout sizes.
-//! * [`ring`]: SPSC producer and consumer (small messages, the fast path).
+//! * [`node`]: this program as a node of the region's manifest: boot, heartbeat,
+//!   lock file, stop.
+//! * [`ring`]: SPSC producer and consumer (small messages, the fast path),
+//!   attached by offset or connected by channel name through the manifest and
+//!   the core handshake.
 //! * [`channel`]: byte channels over the buffer pool: copy in/out, zero-copy
 //!   loans on the sending side, held buffers on the receiving side.
 //! * [`hooks`]: platform hooks as C function pointers (ring a doorbell, read a
@@ -25,6 +29,7 @@
 pub mod channel;
 pub mod handle;
 pub mod hooks;
+pub mod node;
 pub mod region;
 pub mod ring;
 pub mod status;

@@ -37,7 +37,8 @@ pub enum Status {
     /// (a ring where a channel was expected).
     Incompatible = -7,
     /// The channel carries another message type (a typed Rust channel, not a byte
-    /// channel): both ends must agree on the message type.
+    /// channel; or, when connecting, a type other than the manifest's): both ends
+    /// must agree on the message type.
     TypeMismatch = -8,
     /// The ring has no free slot: retry once the peer has taken messages.
     Full = -9,
@@ -45,7 +46,8 @@ pub enum Status {
     Empty = -10,
     /// Every pool buffer is loaned or lent: retry once the receiver returns some.
     NoBuffer = -11,
-    /// The message is longer than a slot or than the channel carries.
+    /// The message is longer than a slot or than the channel carries (when
+    /// connecting: the end's message type is larger than the channel's maximum).
     TooLarge = -12,
     /// The caller's buffer is shorter than the message, which stays queued; the
     /// length it needs was stored in the function's length out-argument.
@@ -70,6 +72,31 @@ pub enum Status {
     Unsupported = -20,
     /// A bug in mkipc was caught at the boundary (a panic); please report it.
     Internal = -21,
+    /// The manifest lists no channel by that name (or the name is not 1-32
+    /// printable ASCII bytes): check the name against the region's manifest.
+    NoSuchChannel = -22,
+    /// The manifest lists no node by that name or id.
+    NoSuchNode = -23,
+    /// The manifest grants this node no such channel end with the needed right
+    /// (`send` for a producer, `receive` for a consumer), or grants the other end
+    /// to no node: connect as the node the manifest names, or fix the manifest.
+    NotGranted = -24,
+    /// The peer did not offer (consumer) or accept (producer) within the timeout:
+    /// start the peer, or retry with a longer timeout.
+    PeerNotReady = -25,
+    /// The peer's connect words belong to an earlier incarnation than the one its
+    /// node now runs: wait for the current incarnation to connect, then retry.
+    StaleEpoch = -26,
+    /// The channel still holds the state of this producer node's previous
+    /// incarnation; the consumer must reclaim it (after draining) before this
+    /// incarnation can connect: retry once it has.
+    ReclaimPending = -27,
+    /// The peer closed the channel (a consumer gets it after every queued
+    /// message was received). Close this endpoint.
+    Closed = -28,
+    /// The region's manifest, or a node's liveness words, fail validation
+    /// (checksum, an entry, a state or epoch word): recreate the region.
+    BadManifest = -29,
 }
 
 impl Status {
@@ -108,12 +135,28 @@ impl Status {
             Status::Io => c"the operating system refused to open, size or map the file",
             Status::Unsupported => c"not available in this build (needs std)",
             Status::Internal => c"internal error in mkipc (a bug); please report it",
+            Status::NoSuchChannel => c"the manifest lists no channel by that name",
+            Status::NoSuchNode => c"the manifest lists no node by that name or id",
+            Status::NotGranted => {
+                c"the manifest grants this node no such channel end; connect as the node it names"
+            }
+            Status::PeerNotReady => {
+                c"the peer did not offer or accept in time; start it or wait longer"
+            }
+            Status::StaleEpoch => {
+                c"the peer's words are from an earlier incarnation; retry once it reconnects"
+            }
+            Status::ReclaimPending => {
+                c"the consumer must reclaim this node's previous incarnation first; retry later"
+            }
+            Status::Closed => c"the peer closed the channel; close this endpoint",
+            Status::BadManifest => c"manifest or node words fail validation; recreate the region",
         }
     }
 
     /// The status with this code, if any.
     pub const fn from_code(code: i32) -> Option<Status> {
-        const ALL: [Status; 22] = [
+        const ALL: [Status; 30] = [
             Status::Ok,
             Status::Null,
             Status::BadHandle,
@@ -136,6 +179,14 @@ impl Status {
             Status::Io,
             Status::Unsupported,
             Status::Internal,
+            Status::NoSuchChannel,
+            Status::NoSuchNode,
+            Status::NotGranted,
+            Status::PeerNotReady,
+            Status::StaleEpoch,
+            Status::ReclaimPending,
+            Status::Closed,
+            Status::BadManifest,
         ];
         if code > 0 || code < -(ALL.len() as i32 - 1) {
             return None;
@@ -158,7 +209,10 @@ pub extern "C" fn mkipc_status_str(status: i32) -> *const c_char {
 pub(crate) type Result<T> = core::result::Result<T, Status>;
 
 use mkipc::AccessError;
+use mkipc::handshake::ConnectError;
 use mkipc::header::HeaderError;
+use mkipc::lifecycle::LifecycleError;
+use mkipc::manifest::ManifestError;
 use mkipc::pool::{PoolError, RecvError, SendError};
 use mkipc::spsc::{ConsumeError, ProduceError, RingError};
 use mkipc::typed::ChannelError;
@@ -262,6 +316,50 @@ impl From<RecvError> for Status {
             RecvError::BufferTooSmall { .. } => Status::BufferTooSmall,
             RecvError::ForeignHandle => Status::Foreign,
             RecvError::Broken(_) => Status::Broken,
+        }
+    }
+}
+
+impl From<ManifestError> for Status {
+    fn from(e: ManifestError) -> Self {
+        match e {
+            ManifestError::Header(e) => e.into(),
+            ManifestError::Access(e) => e.into(),
+            ManifestError::NotInitialized => Status::NotInitialized,
+            ManifestError::NoSuchChannel => Status::NoSuchChannel,
+            ManifestError::NoSuchNode { .. } => Status::NoSuchNode,
+            _ => Status::BadManifest,
+        }
+    }
+}
+
+impl From<LifecycleError> for Status {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::Manifest(e) => e.into(),
+            LifecycleError::Access(e) => e.into(),
+            LifecycleError::BadState { .. } | LifecycleError::BadEpoch { .. } => {
+                Status::BadManifest
+            }
+        }
+    }
+}
+
+impl From<ConnectError> for Status {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Manifest(e) => e.into(),
+            ConnectError::Access(e) => e.into(),
+            ConnectError::Peer(_) | ConnectError::WrongKind(_) => Status::Incompatible,
+            ConnectError::NotGranted { .. } | ConnectError::NoPeer => Status::NotGranted,
+            ConnectError::IncompatibleType { .. } => Status::TypeMismatch,
+            ConnectError::TooLarge { .. } => Status::TooLarge,
+            ConnectError::NoOffer | ConnectError::PeerNotReady { .. } => Status::PeerNotReady,
+            ConnectError::StaleEpoch { .. } => Status::StaleEpoch,
+            ConnectError::ReclaimPending { .. } => Status::ReclaimPending,
+            ConnectError::PeerClosed => Status::Closed,
+            ConnectError::BadWord { .. } => Status::Broken,
+            ConnectError::Ring(e) => e.into(),
         }
     }
 }

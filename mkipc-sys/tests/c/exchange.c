@@ -211,10 +211,12 @@ int main(int argc, char **argv) {
         if (!progress) sched_yield();
     }
 
-    /* Hooks: one doorbell per published message; a timed pop on an empty ring
-       waits on the installed clock and times out. */
-    if (doorbells != ring_n) {
-        fprintf(stderr, "c: %llu doorbells for %llu messages\n",
+    /* Hooks: the producer rings only a consumer that announced a sleep in its
+       need-wakeup word, and the Rust peer polls without ever announcing one, so
+       none of the ring messages rang; a timed pop on an empty ring waits on the
+       installed clock and times out. */
+    if (doorbells != 0) {
+        fprintf(stderr, "c: %llu doorbells for %llu messages to a peer that never slept\n",
                 (unsigned long long)doorbells, (unsigned long long)ring_n);
         failures++;
     }

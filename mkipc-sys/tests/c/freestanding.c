@@ -55,6 +55,28 @@ static uint64_t now_ns(void *ctx) {
     (void)ctx;
     return ticks += 1000;
 }
+/* A sleeping consumer: `wait` stands in for `sti; hlt` until an IPI. The peer
+   kernel's producer publishes during the sleep (when `peer_sends` is set), and
+   its doorbell counts as the IPI; otherwise the sleep lasts to the deadline. */
+static mkipc_producer *peer;
+static int peer_sends;
+static uint64_t waits, prepared;
+static uint64_t wait_prepare(void *ctx) {
+    (void)ctx;
+    return ++prepared;
+}
+static void wait(void *ctx, uint64_t token, uint64_t deadline_ns) {
+    (void)ctx;
+    waits++;
+    if (token != prepared) return;
+    if (peer_sends) {
+        static const uint8_t ping[] = "ping";
+        peer_sends = 0;
+        mkipc_producer_push(peer, ping, sizeof ping);
+        return;
+    }
+    if (ticks < deadline_ns) ticks = deadline_ns;
+}
 static void on_panic(const char *message) {
     print(message);
     halt(70);
@@ -104,7 +126,8 @@ static int kmain(void) {
     for (int i = 0; i < 3; i++)
         expect(mkipc_producer_push(&tx, hello, sizeof hello), MKIPC_STATUS_OK, "push");
     expect(mkipc_producer_push(&tx, buf, 57), MKIPC_STATUS_TOO_LARGE, "push too large");
-    if (doorbells != 3) failures++;
+    /* Need-wakeup: the consumer never announced a sleep, so nothing rang. */
+    if (doorbells != 0) failures++;
     expect(mkipc_consumer_pop(&rx, buf, 8, &len), MKIPC_STATUS_BUFFER_TOO_SMALL, "pop small");
     if (len != sizeof hello) failures++;
     for (int i = 0; i < 3; i++) {
@@ -116,6 +139,30 @@ static int kmain(void) {
     expect(mkipc_consumer_pop_timeout(&rx, buf, sizeof buf, &len, 50000), MKIPC_STATUS_TIMED_OUT,
            "timed pop");
     if (ticks - before < 50000) failures++;
+
+    /* With wait hooks the consumer sleeps after announcing it; a message
+       published during the sleep rings the doorbell once and ends the wait. */
+    mkipc_hooks sleepy = {.ctx = &doorbells, .now_ns = now_ns, .wait_prepare = wait_prepare,
+                          .wait = wait};
+    expect(mkipc_consumer_set_hooks(&rx, &sleepy), MKIPC_STATUS_OK, "sleeping hooks");
+    peer = &tx;
+    peer_sends = 1;
+    expect(mkipc_consumer_pop_timeout(&rx, buf, sizeof buf, &len, 1000000000), MKIPC_STATUS_OK,
+           "woken pop");
+    if (len != 5 || !equal(buf, (const uint8_t *)"ping", 5)) failures++;
+    if (doorbells != 1 || waits != 1) {
+        print("freestanding: FAILED: a sleeping consumer was not rung exactly once\n");
+        failures++;
+    }
+    /* Awake again: publishing rings nothing. */
+    expect(mkipc_producer_push(&tx, hello, sizeof hello), MKIPC_STATUS_OK, "push awake");
+    if (doorbells != 1) failures++;
+    expect(mkipc_consumer_pop(&rx, buf, sizeof buf, &len), MKIPC_STATUS_OK, "pop awake");
+    /* Nobody publishes: the sleep lasts to the deadline. */
+    before = ticks;
+    expect(mkipc_consumer_pop_timeout(&rx, buf, sizeof buf, &len, 50000), MKIPC_STATUS_TIMED_OUT,
+           "sleeping timed pop");
+    if (ticks - before < 50000 || waits < 2) failures++;
 
     /* Byte channel: zero-copy loan and hold, copied inline message, returns. */
     static mkipc_sender sender;
