@@ -209,6 +209,7 @@ fn run(start_info: u64) -> Result<(), Error> {
 
     let mut boot_ready_us = 0;
     let mut boot_features = (u64::MAX, 0);
+    let mut boot_builds = (u64::MAX, 0);
     for n in nodes.iter_mut() {
         let s = starter.start(n, 0)?;
         boot_ready_us = boot_ready_us.max(s.ready_us);
@@ -216,6 +217,7 @@ fn run(start_info: u64) -> Result<(), Error> {
             boot_features.0.min(n.features),
             boot_features.1.max(n.features),
         );
+        boot_builds = (boot_builds.0.min(n.build), boot_builds.1.max(n.build));
         let (req, resp, _) = layout::names::channels(n.id).ok_or(Error::NoSecondary)?;
         println!(
             "node {} (apic {}) partition {:#x}..{:#x}: long mode after {} us; connected through the handshake after {} us under epoch {}: `{req}` accepted by the node, `{resp}` accepted by kernel0, features agreed {:#x}/{:#x} (build {})",
@@ -322,6 +324,7 @@ fn run(start_info: u64) -> Result<(), Error> {
         images: found.len(),
         boot_ready_us,
         boot_features,
+        boot_builds,
         shape,
         fanin_ipi_rate,
     };
@@ -367,6 +370,8 @@ struct Boot {
     boot_ready_us: u64,
     /// Lowest and highest features agreed at the first start.
     boot_features: (u64, u64),
+    /// Lowest and highest build at the first start.
+    boot_builds: (u64, u64),
     shape: manifest::Shape,
     fanin_ipi_rate: u64,
 }
@@ -565,7 +570,7 @@ fn summary(
     let connects: u64 = nodes.iter().map(|n| n.connects).sum();
     let sh = &boot.shape;
     summary_line!(
-        "handshake: core manifest + handshake: kernel0 wrote the region header and manifest ({} nodes = kernel0 + {} secondaries; {} SPSC rings, {} pools, {} MPSC fan-in channel; {} grants; {}-byte node sections, page-aligned: each secondary maps its own writable, kernel0's and the manifest read-only, other nodes' not at all); each secondary validated the manifest, booted its epoch in its own section, found its channels by name and connected both SPSC rings through mkipc::handshake (kernel0 offers requests, the node offers responses; message type, max size, ABI and layout checked; features = intersection): {} of {} nodes connected at boot within {} us of INIT, {} connects in all ({} ring handshakes); pools and fan-in lanes found through the manifest (lane = position of the node's grant); {} restart(s) reclaimed both rings and reconnected under new epochs {}..{}; negotiated features: {:#x}..{:#x} at boot (build {}), {:#x} after restarts ({} reconnect(s) gained bits, builds now {}..{}); liveness: mkipc::lifecycle Watchdog on every node's heartbeat",
+        "handshake: core manifest + handshake: kernel0 wrote the region header and manifest ({} nodes = kernel0 + {} secondaries; {} SPSC rings, {} pools, {} MPSC fan-in channel; {} grants; {}-byte node sections, page-aligned: each secondary maps its own writable, kernel0's and the manifest read-only, other nodes' not at all); each secondary validated the manifest, booted its epoch in its own section, found its channels by name and connected both SPSC rings through mkipc::handshake (kernel0 offers requests, the node offers responses; message type, max size, ABI and layout checked; features = intersection): {} of {} nodes connected at boot within {} us of INIT, {} connects in all ({} ring handshakes); pools and fan-in lanes found through the manifest (lane = position of the node's grant); {} restart(s) reclaimed both rings and reconnected under new epochs {}..{}; negotiated features: {:#x}..{:#x} at boot (builds {}..{}), {:#x} after restarts ({} reconnect(s) gained bits, builds now {}..{}); liveness: mkipc::lifecycle Watchdog on every node's heartbeat",
         sh.nodes,
         nodes.len(),
         sh.spsc,
@@ -583,7 +588,8 @@ fn summary(
         r.epochs.1,
         boot.boot_features.0,
         boot.boot_features.1,
-        builds.0.min(1),
+        boot.boot_builds.0,
+        boot.boot_builds.1,
         r.restart_features,
         r.features_gained,
         builds.0,
