@@ -8,7 +8,8 @@
 #   CRASH_CYCLES (default 4)    crash/restart cycles
 #   QEMU_TIMEOUT (seconds, default 120), QEMU_ACCEL (default tcg,thread=multi),
 #   QEMU_EXTRA (extra arguments), QEMU_LOG (console log file, default
-#   target/qemu-smpN.log).
+#   target/qemu-smpN.log), EXPECT_APIC (XApic or X2Apic: fail unless
+#   kernel0 reports that local APIC mode).
 # The boot module is a bundle of two builds of the secondary (`secondary`,
 # then the newer `secondary-next` that restarted nodes run).
 # Exit status: 0 when kernel0 reported every check passed (QEMU status 33)
@@ -70,6 +71,25 @@ for key in kernels handshake traffic latency recovery; do
 done
 if ((${#missing[@]})); then
     echo "run.sh: FAIL: summary line(s) missing from the console: ${missing[*]}"
+    exit 1
+fi
+# What the handshake line must say: the core manifest and handshake were
+# used, every secondary connected, and restarts reconnected under new epochs.
+handshake=$(grep -m1 '^handshake: ' "$log")
+secondaries=$((smp - 1))
+expect=("core manifest + handshake" "through mkipc::handshake"
+    "$secondaries of $secondaries nodes connected at boot" "negotiated features:"
+    "Watchdog on every node's heartbeat")
+expect+=("${CRASH_CYCLES:-4} restart(s) reclaimed both rings and reconnected under new epochs")
+for want in "${expect[@]}"; do
+    if [[ "$handshake" != *"$want"* ]]; then
+        echo "run.sh: FAIL: the handshake: line does not say \"$want\""
+        exit 1
+    fi
+done
+# EXPECT_APIC=X2Apic (or XApic): the kernels: line must name that mode.
+if [[ -n "${EXPECT_APIC:-}" ]] && ! grep -q "^kernels: .*local APIC ${EXPECT_APIC};" "$log"; then
+    echo "run.sh: FAIL: the kernels: line does not report local APIC ${EXPECT_APIC}"
     exit 1
 fi
 echo "run.sh: PASS (QEMU status 33, summary complete)"

@@ -7,8 +7,8 @@
 //! 0x0000_8000 .. 0x0000_9000   AP trampoline  kernel0 (copied there)
 //! 0x0010_0000 .. 0x0200_0000   kernel0 image, stack, tables
 //! 0x0200_0000 .. 0x0300_0000   shared region (16 MiB): control pages, then
-//!                              the mkipc region with every node's rings and
-//!                              bulk pools
+//!                              the mkipc region (header, manifest, node
+//!                              sections, every node's rings and pools)
 //! 0x0400_0000 + (n-1)*16 MiB   partition of secondary node n (16 MiB)
 //! ```
 
@@ -54,49 +54,60 @@ pub const LAPIC_PHYS: u64 = 0xfee0_0000;
 pub const RING_REGION_OFFSET: u64 = CONTROL_SIZE;
 /// Size of the mkipc region.
 pub const RING_REGION_SIZE: u64 = SHARED_SIZE - CONTROL_SIZE;
-/// Room reserved for each ring inside the mkipc region.
-pub const RING_STRIDE: u64 = 0x1_0000;
 /// Slots per ring.
 pub const RING_SLOTS: u32 = 16;
 /// Payload bytes per slot.
 pub const RING_SLOT_SIZE: u32 = 32;
 
-/// Region offsets of node `node`'s request ring (kernel0 produces) and
-/// response ring (the node produces).
-pub fn ring_offsets(node: u32) -> Option<(u64, u64)> {
-    if node == 0 || node as usize >= MAX_NODES {
-        return None;
-    }
-    let n = u64::from(node);
-    Some(((2 * n - 1) * RING_STRIDE, 2 * n * RING_STRIDE))
-}
-
-/// Region offset of node 1's bulk pool (after the last ring pair); node
-/// n's pool is at `POOL_BASE + (n - 1) * POOL_STRIDE`.
-pub const POOL_BASE: u64 = 0x10_0000;
-/// Room reserved for each node's bulk pool.
-pub const POOL_STRIDE: u64 = 0x10_0000;
 /// Buffers in each node's bulk pool (the node sends, kernel0 receives).
 pub const POOL_BUFFERS: u32 = 8;
 /// Bytes per bulk pool buffer.
 pub const POOL_BUFFER_SIZE: u32 = 0x1_0000;
 
-/// Region offset of the MPSC fan-in channel (after the last pool): lane
-/// `n - 1` belongs to node n.
-pub const FANIN_OFFSET: u64 = POOL_BASE + (MAX_NODES as u64 - 1) * POOL_STRIDE;
-/// Room reserved for the fan-in channel.
-pub const FANIN_SIZE: u64 = 0x10_0000;
 /// Slots per fan-in lane.
 pub const FANIN_SLOTS: u32 = 64;
 /// Payload bytes per fan-in slot.
 pub const FANIN_SLOT_SIZE: u32 = 32;
 
-/// Region offset of node `node`'s bulk pool.
-pub fn pool_offset(node: u32) -> Option<u64> {
-    if node == 0 || node as usize >= MAX_NODES {
-        return None;
+/// Names in the mkipc region manifest kernel0 writes. Where each channel
+/// lies is the manifest's business: both sides look channels up by these
+/// names and take offsets, geometry and grants from the (validated)
+/// manifest, never from constants.
+pub mod names {
+    use super::MAX_NODES;
+
+    /// Node names by node id (kernel0 is node 0).
+    pub const NODES: [&str; MAX_NODES] = [
+        "kernel0", "node1", "node2", "node3", "node4", "node5", "node6", "node7",
+    ];
+    /// Request ring of node n (kernel0 produces, the node consumes).
+    pub const REQUESTS: [&str; MAX_NODES] = [
+        "", "req.1", "req.2", "req.3", "req.4", "req.5", "req.6", "req.7",
+    ];
+    /// Response ring of node n (the node produces, kernel0 consumes).
+    pub const RESPONSES: [&str; MAX_NODES] = [
+        "", "resp.1", "resp.2", "resp.3", "resp.4", "resp.5", "resp.6", "resp.7",
+    ];
+    /// Bulk pool of node n (the node loans and sends, kernel0 receives).
+    pub const POOLS: [&str; MAX_NODES] = [
+        "", "pool.1", "pool.2", "pool.3", "pool.4", "pool.5", "pool.6", "pool.7",
+    ];
+    /// The MPSC fan-in channel: one producer lane per node, kernel0 consumes.
+    pub const FANIN: &str = "fanin";
+
+    /// The name of node `id`'s entry (`None` outside 0..MAX_NODES).
+    pub fn node(id: u32) -> Option<&'static str> {
+        NODES.get(id as usize).copied()
     }
-    Some(POOL_BASE + u64::from(node - 1) * POOL_STRIDE)
+
+    /// Names of secondary node `id`'s request ring, response ring and pool.
+    pub fn channels(id: u32) -> Option<(&'static str, &'static str, &'static str)> {
+        if id == 0 {
+            return None;
+        }
+        let i = id as usize;
+        Some((*REQUESTS.get(i)?, *RESPONSES.get(i)?, *POOLS.get(i)?))
+    }
 }
 
 /// A half-open physical or virtual range.
@@ -203,8 +214,6 @@ pub mod control {
     pub const FLOOR_PING: u64 = 0x80;
     /// Status page, written by the node: the last floor round it answered.
     pub const FLOOR_PONG: u64 = STATUS_PAGE;
-    /// Status page: heartbeat counter.
-    pub const HEARTBEAT: u64 = STATUS_PAGE + 0x80;
     /// Status page: state (`STATE_*`).
     pub const STATE: u64 = STATUS_PAGE + 0x88;
     /// Status page: boot epoch the node runs under.
@@ -231,6 +240,12 @@ pub mod control {
     /// Status page: notifications to kernel0 that rang nothing (kernel0
     /// was not asleep on the ring).
     pub const SUPPRESSED: u64 = STATUS_PAGE + 0xc0;
+    /// Status page: doorbells the node rang to kernel0 after pushing into
+    /// its fan-in lane (kernel0 had announced a sleep on the channel's
+    /// `need_wakeup` word), updated after each burst.
+    pub const FANIN_RUNG: u64 = STATUS_PAGE + 0xc8;
+    /// Status page: fan-in notifications that rang nothing.
+    pub const FANIN_SUPPRESSED: u64 = STATUS_PAGE + 0xd0;
 
     /// Spin on the request ring between requests.
     pub const MODE_POLL: u64 = 0;
@@ -269,22 +284,25 @@ mod tests {
         assert!(!kernel0().overlaps(&shared()));
         let end = control::node_word(MAX_NODES as u64, 0);
         assert!(end <= CONTROL_SIZE);
-        let (_, last) = ring_offsets(MAX_NODES as u32 - 1).unwrap();
-        assert!(last + RING_STRIDE <= RING_REGION_SIZE);
-        assert_eq!(ring_offsets(1), Some((RING_STRIDE, 2 * RING_STRIDE)));
-        assert_eq!(ring_offsets(0), None);
-        assert!(
-            last + RING_STRIDE <= POOL_BASE,
-            "pools start after the rings"
-        );
-        let last_pool = pool_offset(MAX_NODES as u32 - 1).unwrap();
-        assert!(last_pool + POOL_STRIDE <= RING_REGION_SIZE);
-        assert_eq!(pool_offset(0), None);
-        assert_eq!(pool_offset(MAX_NODES as u32), None);
-        assert!(last_pool + POOL_STRIDE <= FANIN_OFFSET);
-        const { assert!(FANIN_OFFSET + FANIN_SIZE <= RING_REGION_SIZE) };
-        let pool_bytes = u64::from(POOL_BUFFERS) * u64::from(POOL_BUFFER_SIZE);
-        assert!(pool_bytes < POOL_STRIDE, "buffers leave room for the rings");
+        assert_eq!(names::channels(0), None);
+        assert_eq!(names::channels(MAX_NODES as u32), None);
+        assert_eq!(names::channels(3), Some(("req.3", "resp.3", "pool.3")));
+        assert_eq!(names::node(7), Some("node7"));
+        assert_eq!(names::node(MAX_NODES as u32), None);
+        let mut all: [&str; 3 * MAX_NODES + 1] = [""; 3 * MAX_NODES + 1];
+        for id in 1..MAX_NODES as u32 {
+            let (a, b, c) = names::channels(id).unwrap();
+            let i = 3 * id as usize;
+            all[i..i + 3].copy_from_slice(&[a, b, c]);
+        }
+        all[0] = names::FANIN;
+        for (i, a) in all.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
+            assert!(
+                a.len() <= 32 && a.is_ascii(),
+                "manifest names are 1-32 ASCII bytes"
+            );
+            assert!(!all[..i].contains(a), "channel names are unique");
+        }
         const { assert!(SHARED_PHYS + SHARED_SIZE <= SECONDARY_PHYS) };
     }
 

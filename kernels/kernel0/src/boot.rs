@@ -6,7 +6,7 @@
 use core::arch::global_asm;
 
 /// Bytes of kernel0's boot stack.
-pub const STACK_SIZE: usize = 64 * 1024;
+pub const STACK_SIZE: usize = 256 * 1024;
 
 global_asm!(
     // The Xen ELF note QEMU looks for: type 18 (PHYS32_ENTRY), name "Xen",

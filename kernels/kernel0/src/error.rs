@@ -1,7 +1,7 @@
 //! Everything that can stop kernel0's run, with enough detail to say why.
 
 use bootparse::{acpi::AcpiError, elf::ElfError, pvh::PvhError};
-use mkipc::spsc::{ConsumeError, ProduceError, RingError};
+use mkipc::spsc::ConsumeError;
 use platform::{lapic::ApicError, paging::PagingError, tsc::CalibrateError};
 
 /// A failed step of the run.
@@ -31,12 +31,8 @@ pub enum Error {
     NotReady(u32),
     /// The mkipc region could not be set up.
     Region(mkipc::AccessError),
-    /// A ring could not be created or attached.
-    Ring(u32, RingError),
     /// A node has no ring endpoints (never started).
     NoLink(u32),
-    /// Pushing a request failed.
-    Send(u32, ProduceError),
     /// Receiving a response failed (includes a ring the node broke).
     Receive(u32, ConsumeError),
     /// A response did not decode.
@@ -94,6 +90,26 @@ pub enum Error {
     FanInLane(mkipc::mpsc::LaneError),
     /// A fan-in message failed its check: (node, expected sequence, why).
     FanInMessage(u64, u64, &'static str),
+    /// Writing the region manifest failed.
+    Manifest(mkipc::manifest::BuildError),
+    /// A manifest lookup failed.
+    ManifestRead(mkipc::manifest::ManifestError),
+    /// Connecting one of a node's channels through the core handshake
+    /// failed: (node, channel, why).
+    Connect(u32, &'static str, mkipc::handshake::ConnectError),
+    /// Sending on a connected channel failed.
+    HandshakeSend(u32, mkipc::handshake::SendError),
+    /// Reclaiming a dead node's channel end failed: (node, channel, why).
+    ReclaimEnd(u32, &'static str, mkipc::handshake::ReclaimError),
+    /// Booting kernel0's node entry or watching a node failed.
+    Lifecycle(u32, mkipc::lifecycle::LifecycleError),
+    /// A node's two connections agreed on different features, or on bits
+    /// its build did not announce: (node, request ring, response ring,
+    /// announced).
+    Features(u32, u64, u64, u64),
+    /// The watchdog saw a node that should be alive dead, or a restart
+    /// under an unexpected epoch: (node, what).
+    Liveness(u32, &'static str),
 }
 
 impl core::fmt::Display for Error {
@@ -114,9 +130,7 @@ impl core::fmt::Display for Error {
             ),
             Error::NotReady(n) => write!(f, "node {n}: reached long mode but never reported ready"),
             Error::Region(e) => write!(f, "mkipc region: {e}"),
-            Error::Ring(n, e) => write!(f, "node {n}: ring set-up: {e:?}"),
             Error::NoLink(n) => write!(f, "node {n}: no ring endpoints"),
-            Error::Send(n, e) => write!(f, "node {n}: request ring: {e}"),
             Error::Receive(n, e) => write!(f, "node {n}: response ring: {e}"),
             Error::BadResponse(n, seq) => write!(f, "node {n}: undecodable response to {seq}"),
             Error::PingTimeout(n, seq) => write!(f, "node {n}: no answer to command {seq}"),
@@ -179,6 +193,17 @@ impl core::fmt::Display for Error {
             Error::FanInMessage(n, seq, why) => {
                 write!(f, "node {n}: fan-in message {seq}: {why}")
             }
+            Error::Manifest(e) => write!(f, "writing the region manifest: {e}"),
+            Error::ManifestRead(e) => write!(f, "region manifest: {e}"),
+            Error::Connect(n, ch, e) => write!(f, "node {n}: channel {ch}: handshake: {e}"),
+            Error::HandshakeSend(n, e) => write!(f, "node {n}: request ring: {e}"),
+            Error::ReclaimEnd(n, ch, e) => write!(f, "node {n}: reclaiming channel {ch}: {e}"),
+            Error::Lifecycle(n, e) => write!(f, "node {n}: liveness words: {e}"),
+            Error::Features(n, req, resp, hello) => write!(
+                f,
+                "node {n}: negotiated features {req:#x} (requests) and {resp:#x} (responses) disagree with each other or with the {hello:#x} its hello announced"
+            ),
+            Error::Liveness(n, what) => write!(f, "node {n}: watchdog: {what}"),
             Error::Reclaim(n, sent, got) => write!(
                 f,
                 "node {n}: {sent} bulk buffers were in flight at the crash, {got} reclaimed"

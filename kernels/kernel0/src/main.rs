@@ -19,6 +19,7 @@ mod error;
 mod fanin;
 mod floor;
 mod machine;
+mod manifest;
 mod nodes;
 mod physmem;
 mod pingpong;
@@ -34,6 +35,7 @@ use bootparse::wire::{OP_CHECKSUM, checksum};
 use core::sync::atomic::Ordering;
 use error::Error;
 use mkipc::Region;
+use mkipc::lifecycle::LocalNode;
 use nodes::{LoadableImage, Starter};
 use pingpong::Mode;
 use platform::cell::RacyCell;
@@ -43,6 +45,8 @@ use stats::Samples;
 
 /// Fan-in messages each node sends in the measured round at start-up.
 const FANIN_ROUND: u64 = 1_000;
+/// Rounds of one fan-in message per node, each waited for asleep.
+const FANIN_TRICKLE: u64 = 50;
 /// Fan-in messages each node sends in the round after each restart.
 const FANIN_AFTER_RESTART: u64 = 200;
 
@@ -171,17 +175,24 @@ fn run(start_info: u64) -> Result<(), Error> {
         Region::from_raw_parts(ring_base as *mut u8, layout::RING_REGION_SIZE as usize)
             .map_err(Error::Region)?
     };
-    mkipc::header::write_header(&region, 1).map_err(Error::Region)?;
+    let (manifest, shape) = manifest::write(&region, count as u32)?;
     println!(
-        "mkipc region {ring_base:#x}..{:#x}: header written; per node a request and a response SPSC ring of {} x {}-byte slots",
+        "mkipc region {ring_base:#x}..{:#x}: header and manifest written (generation 1): {} nodes, {} SPSC rings, {} pools, {} MPSC channel, {} grants; node sections of {} bytes, page-aligned; layout uses {} KiB",
         ring_base + layout::RING_REGION_SIZE,
-        layout::RING_SLOTS,
-        layout::RING_SLOT_SIZE
+        shape.nodes,
+        shape.spsc,
+        shape.pools,
+        shape.mpsc,
+        shape.grants,
+        shape.section_size,
+        shape.used / 1024
     );
-    let mut fanin = fanin::FanIn::create(&region)?;
+    let kernel0 = LocalNode::boot(&manifest, 0).map_err(|e| Error::Lifecycle(0, e))?;
+    let mut fanin = fanin::FanIn::create(&region, &manifest, nodes)?;
     println!(
-        "mkipc MPSC fan-in channel at region +{:#x}: {} producer lanes of {} x {}-byte slots, lane n-1 granted to node n only",
-        layout::FANIN_OFFSET,
+        "mkipc MPSC fan-in channel `{}` at region +{:#x}: {} producer lanes of {} x {}-byte slots, each node's lane from its grant",
+        layout::names::FANIN,
+        fanin.offset(),
         nodes::MAX_SECONDARIES,
         layout::FANIN_SLOTS,
         layout::FANIN_SLOT_SIZE
@@ -191,24 +202,35 @@ fn run(start_info: u64) -> Result<(), Error> {
         config,
         ctl,
         region,
+        manifest,
+        kernel0,
         kernel0_apic: me,
     };
 
     let mut boot_ready_us = 0;
+    let mut boot_features = (u64::MAX, 0);
+    let mut boot_builds = (u64::MAX, 0);
     for n in nodes.iter_mut() {
         let s = starter.start(n, 0)?;
         boot_ready_us = boot_ready_us.max(s.ready_us);
+        boot_features = (
+            boot_features.0.min(n.features),
+            boot_features.1.max(n.features),
+        );
+        boot_builds = (boot_builds.0.min(n.build), boot_builds.1.max(n.build));
+        let (req, resp, _) = layout::names::channels(n.id).ok_or(Error::NoSecondary)?;
         println!(
-            "node {} (apic {}) partition {:#x}..{:#x}: long mode after {} us, hello (build {}, features {:#x}, epoch {}) after {} us",
+            "node {} (apic {}) partition {:#x}..{:#x}: long mode after {} us; connected through the handshake after {} us under epoch {}: `{req}` accepted by the node, `{resp}` accepted by kernel0, features agreed {:#x}/{:#x} (build {})",
             n.id,
             n.apic_id,
             n.partition.base,
             n.partition.base + n.partition.size,
             s.ack_us,
-            n.build,
-            n.features,
+            s.ready_us,
             n.epoch,
-            s.ready_us
+            s.agreed.0.features,
+            s.agreed.1.features,
+            n.build
         );
     }
 
@@ -243,21 +265,35 @@ fn run(start_info: u64) -> Result<(), Error> {
         }
         pingpong::set_mode(&ctl, n, Mode::Ipi);
     }
-    let round = fanin.round(nodes, FANIN_ROUND)?;
+    let round = fanin.round(nodes, FANIN_ROUND, Mode::Poll)?;
     let fanin_first = round.messages;
     let fanin_rate = round.messages * 1_000_000_000 / tsc::ns_from_cycles(round.cycles).max(1);
     println!(
-        "MPSC fan-in: {} nodes x {FANIN_ROUND} sequenced messages at once, all verified per producer in {} us = {fanin_rate} msg/s",
+        "MPSC fan-in, kernel0 polling: {} nodes x {FANIN_ROUND} sequenced messages at once, all verified per producer in {} us = {fanin_rate} msg/s",
         nodes.len(),
         tsc::ns_from_cycles(round.cycles) / 1000
     );
-    let b = pingpong::check_bells(&ctl, nodes)?;
+    let before = pingpong::check_bells(&ctl, nodes, fanin.wait_stats())?;
+    let round = fanin.round(nodes, FANIN_ROUND, Mode::Ipi)?;
+    let fanin_ipi_rate = round.messages * 1_000_000_000 / tsc::ns_from_cycles(round.cycles).max(1);
+    let trickled = fanin.trickle(nodes, FANIN_TRICKLE)?;
+    let b = pingpong::check_bells(&ctl, nodes, fanin.wait_stats())?;
+    println!(
+        "MPSC fan-in, kernel0 asleep on the channel's need_wakeup word between pumps: {} nodes x {FANIN_ROUND} messages at once verified in {} us = {fanin_ipi_rate} msg/s, then {FANIN_TRICKLE} rounds of one message per node ({trickled} verified); kernel0 slept {} times ({} woken by a doorbell, {} re-checks found messages); nodes rang {} doorbells and suppressed {} notifications",
+        nodes.len(),
+        tsc::ns_from_cycles(round.cycles) / 1000,
+        b.fanin.sleeps - before.fanin.sleeps,
+        b.fanin.woken - before.fanin.woken,
+        b.fanin.rechecks_ready - before.fanin.rechecks_ready,
+        b.fanin_rung - before.fanin_rung,
+        b.fanin_suppressed - before.fanin_suppressed
+    );
     println!(
         "doorbells (need-wakeup): kernel0 took {} IPIs of the {} the nodes rang ({} suppressed; {} merged into a pending one); kernel0 rang nodes {} times, suppressed {}",
         b.taken,
-        b.to_kernel0_rung,
-        b.to_kernel0_suppressed,
-        b.to_kernel0_rung - b.taken,
+        b.rung_to_kernel0(),
+        b.to_kernel0_suppressed + b.fanin_suppressed,
+        b.rung_to_kernel0() - b.taken,
         b.to_nodes_rung,
         b.to_nodes_suppressed
     );
@@ -279,7 +315,7 @@ fn run(start_info: u64) -> Result<(), Error> {
         drained: fanin.drained_after_fence,
     };
     let checksums = checksum_traffic(nodes)?;
-    let bells = pingpong::check_bells(&ctl, nodes)?;
+    let bells = pingpong::check_bells(&ctl, nodes, fanin.wait_stats())?;
     let boot = Boot {
         hz,
         kernel0_apic: me,
@@ -287,6 +323,10 @@ fn run(start_info: u64) -> Result<(), Error> {
         config,
         images: found.len(),
         boot_ready_us,
+        boot_features,
+        boot_builds,
+        shape,
+        fanin_ipi_rate,
     };
     summary(
         &boot,
@@ -328,6 +368,12 @@ struct Boot {
     config: Config,
     images: usize,
     boot_ready_us: u64,
+    /// Lowest and highest features agreed at the first start.
+    boot_features: (u64, u64),
+    /// Lowest and highest build at the first start.
+    boot_builds: (u64, u64),
+    shape: manifest::Shape,
+    fanin_ipi_rate: u64,
 }
 
 /// Sends [`CHECKSUMS`] checksum requests to every node whose build
@@ -361,7 +407,7 @@ struct Recovery {
     restart_max_us: u64,
     others_answered: u64,
     answered_before: u64,
-    discarded: u64,
+    behind_answered: u64,
     upgrades: u64,
     newest_build: u64,
     nodes_hit: u32,
@@ -371,6 +417,12 @@ struct Recovery {
     fanin_before: u64,
     fanin_others: u64,
     fanin_rounds_after: u64,
+    /// Lowest and highest epoch a restart reconnected under.
+    epochs: (u64, u64),
+    /// Features agreed on reconnects (all restarts: OR of the sets).
+    restart_features: u64,
+    /// Reconnects whose agreement gained feature bits.
+    features_gained: u64,
 }
 
 /// `config.crash_cycles` crash/restart cycles, rotating over the nodes and
@@ -385,6 +437,7 @@ fn crash_cycles(
 ) -> Result<Recovery, Error> {
     let mut r = Recovery {
         detect_min_us: u64::MAX,
+        epochs: (u64::MAX, 0),
         ..Recovery::default()
     };
     for k in 0..starter.config.crash_cycles as usize {
@@ -392,7 +445,7 @@ fn crash_cycles(
         let target = k % nodes.len();
         let c = recovery::cycle(starter, nodes, target, kind, fanin)?;
         println!(
-            "crash cycle {}: node {} told {kind:?} after {} pings, with {} bulk buffers lent ({} held by kernel0, {} queued): vector {} error {:#x} at {:#x}, {}; heartbeat stalled at {}, declared dead after {} us; {} queued pings answered before the crash, {} requests behind it discarded; others answered {} pings meanwhile; fenced (INIT), reloaded build {} (was {}, features gained {:#x}), epoch {} ready after {} us",
+            "crash cycle {}: node {} told {kind:?} after {} pings, with {} bulk buffers lent ({} held by kernel0, {} queued): vector {} error {:#x} at {:#x}, {}; watchdog declared epoch {} dead after {} us; {} queued pings answered before the crash; others answered {} pings meanwhile; fenced (INIT), both rings reclaimed (responses resume at {}), reloaded build {} (was {}), reconnected under epoch {} after {} us with features {:#x}/{:#x} (gained {:#x}); the {} requests queued behind the crash answered by the new epoch",
             k + 1,
             c.node,
             recovery::BEFORE_CRASH,
@@ -407,16 +460,19 @@ fn crash_cycles(
             } else {
                 "target memory unchanged"
             },
-            c.last_beat,
+            c.dead_epoch,
             c.detect_us,
             c.answered_before,
-            c.discarded,
             c.others_answered,
+            c.resumed_at,
             c.new_build,
             c.old_build,
-            c.new_features,
             c.epoch,
-            c.restart_us
+            c.restart_us,
+            c.agreed.0.features,
+            c.agreed.1.features,
+            c.new_features,
+            c.behind_answered
         );
         r.cycles += 1;
         if c.vector == 8 {
@@ -429,7 +485,12 @@ fn crash_cycles(
         r.restart_max_us = r.restart_max_us.max(c.restart_us);
         r.others_answered += c.others_answered;
         r.answered_before += c.answered_before;
-        r.discarded += c.discarded;
+        r.behind_answered += c.behind_answered;
+        r.epochs = (r.epochs.0.min(c.epoch), r.epochs.1.max(c.epoch));
+        r.restart_features |= c.agreed.0.features;
+        if c.new_features != 0 {
+            r.features_gained += 1;
+        }
         r.nodes_hit |= 1 << c.node;
         if c.new_build > c.old_build {
             r.upgrades += 1;
@@ -467,7 +528,7 @@ fn crash_cycles(
         );
         bulk_totals.add(t);
         r.bulk_after_restart += 1;
-        fanin.round(nodes, FANIN_AFTER_RESTART)?;
+        fanin.round(nodes, FANIN_AFTER_RESTART, Mode::Ipi)?;
         r.fanin_rounds_after += 1;
         let n = nodes.get_mut(target).ok_or(Error::NoSecondary)?;
         pingpong::set_mode(&starter.ctl, n, Mode::Ipi);
@@ -506,30 +567,53 @@ fn summary(
     let builds = nodes.iter().fold((u64::MAX, 0), |(lo, hi), n| {
         (lo.min(n.build), hi.max(n.build))
     });
+    let connects: u64 = nodes.iter().map(|n| n.connects).sum();
+    let sh = &boot.shape;
     summary_line!(
-        "handshake: simple hello/epoch exchange (the core manifest handshake is not wired in yet): {} of {} nodes accepted the mkipc region header and said hello (ready, build, features, stack guard) under the epoch kernel0 assigned, all within {} us of INIT; {} restart(s) re-did it under new epochs; {} newer build(s) accepted (builds now {}..{})",
+        "handshake: core manifest + handshake: kernel0 wrote the region header and manifest ({} nodes = kernel0 + {} secondaries; {} SPSC rings, {} pools, {} MPSC fan-in channel; {} grants; {}-byte node sections, page-aligned: each secondary maps its own writable, kernel0's and the manifest read-only, other nodes' not at all); each secondary validated the manifest, booted its epoch in its own section, found its channels by name and connected both SPSC rings through mkipc::handshake (kernel0 offers requests, the node offers responses; message type, max size, ABI and layout checked; features = intersection): {} of {} nodes connected at boot within {} us of INIT, {} connects in all ({} ring handshakes); pools and fan-in lanes found through the manifest (lane = position of the node's grant); {} restart(s) reclaimed both rings and reconnected under new epochs {}..{}; negotiated features: {:#x}..{:#x} at boot (builds {}..{}), {:#x} after restarts ({} reconnect(s) gained bits, builds now {}..{}); liveness: mkipc::lifecycle Watchdog on every node's heartbeat",
+        sh.nodes,
+        nodes.len(),
+        sh.spsc,
+        sh.pools,
+        sh.mpsc,
+        sh.grants,
+        sh.section_size,
         nodes.len(),
         nodes.len(),
         boot.boot_ready_us,
+        connects,
+        2 * connects,
         r.cycles,
-        r.upgrades,
+        if r.cycles == 0 { 0 } else { r.epochs.0 },
+        r.epochs.1,
+        boot.boot_features.0,
+        boot.boot_features.1,
+        boot.boot_builds.0,
+        boot.boot_builds.1,
+        r.restart_features,
+        r.features_gained,
         builds.0,
         builds.1
     );
     let (poll, ipi) = pingpong::verified();
     summary_line!(
-        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; doorbells under mkipc's need-wakeup protocol (ring only a peer that announced its sleep): nodes -> kernel0 {} rung, {} suppressed, kernel0 took {} IPIs ({} merged by the APIC into one still pending, at most one per re-check that found the answer, none spurious); kernel0 -> nodes {} rung, {} suppressed; kernel0 slept {} times on response rings ({} woken with the answer, {} re-checks found it before sleeping, {} spurious); bulk: {} zero-copy pool transfers of {} x {} KiB ({} messages, {} MiB) read in place with every checksum verified, {} bytes/s ({} MB/s aggregate, best transfer {} MB/s); MPSC fan-in: {} messages from {} producer lanes verified per producer (lane = sender, lane epoch, sequence without loss, duplicate or reordering, value), first round {} messages at {} msg/s",
+        "traffic: {} ping round trips verified over the mkipc SPSC rings ({poll} polling, {ipi} with IPI doorbells), {checksums} checksum requests to newer builds verified; doorbells under mkipc's need-wakeup protocol (ring only a peer that announced its sleep): nodes -> kernel0 {} rung, {} suppressed on response rings, {} rung, {} suppressed on the fan-in channel; kernel0 took {} IPIs ({} merged by the APIC into one still pending, within what re-checks and concurrent fan-in rings explain, none spurious); kernel0 -> nodes {} rung, {} suppressed; kernel0 slept {} times on response rings ({} woken with the answer, {} re-checks found it before sleeping, {} spurious) and {} times on the fan-in channel ({} woken, {} re-checks found messages); bulk: {} zero-copy pool transfers of {} x {} KiB ({} messages, {} MiB) read in place with every checksum verified, {} bytes/s ({} MB/s aggregate, best transfer {} MB/s); MPSC fan-in: {} messages from {} producer lanes verified per producer (lane = sender, lane epoch, sequence without loss, duplicate or reordering, value), first round {} messages at {} msg/s polling, {} msg/s with kernel0 asleep between doorbells",
         poll + ipi,
         bells.to_kernel0_rung,
         bells.to_kernel0_suppressed,
+        bells.fanin_rung,
+        bells.fanin_suppressed,
         bells.taken,
-        bells.to_kernel0_rung - bells.taken,
+        bells.rung_to_kernel0() - bells.taken,
         bells.to_nodes_rung,
         bells.to_nodes_suppressed,
         bells.sleeps,
         bells.woken,
         bells.rechecks_ready,
         bells.spurious,
+        bells.fanin.sleeps,
+        bells.fanin.woken,
+        bells.fanin.rechecks_ready,
         bulk.transfers,
         bulk::MESSAGES,
         layout::POOL_BUFFER_SIZE / 1024,
@@ -541,7 +625,8 @@ fn summary(
         fan.verified,
         nodes.len(),
         fan.first_round,
-        fan.rate
+        fan.rate,
+        boot.fanin_ipi_rate
     );
     summary_line!(
         "latency: round trip kernel0 <-> node, p50/p99 in TSC cycles and ns, median of {} repetitions; `= Nx` is the p50 over the floor's",
@@ -572,7 +657,7 @@ fn summary(
         );
     }
     summary_line!(
-        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered, {} requests behind them discarded; fenced with INIT, reloaded, ready again within {} us; other nodes answered {} pings while one was down; {} pool buffer loans of dead nodes reclaimed after the fence ({} held by kernel0, {} still queued and verified), pools re-created under the new epoch, {} bulk transfer(s) after restarts verified; fan-in: {} lane(s) of dead nodes fenced, drained ({} messages sent before the crashes delivered in sequence, {} of them after the fence) and reset into a new lane epoch, re-attached by the restarted nodes, {} fan-in round(s) over all lanes after restarts verified, other lanes delivered {} messages while a node was down",
+        "recovery: {} crash/restart cycle(s) in the middle of traffic on {} node(s) ({} #PF from stray writes, {} #DF from stack overflow reported on the IST stack); death declared {}..{} us after the crash command (dead_ms={}); {} pings queued before the crashes answered; fenced with INIT (the watchdog's fence hook), both rings reclaimed through the core handshake, reloaded and reconnected within {} us, {} requests queued behind the crashes answered by the new epochs; other nodes answered {} pings while one was down; {} pool buffer loans of dead nodes reclaimed after the fence ({} held by kernel0, {} still queued and verified), pools re-created under the new epoch, {} bulk transfer(s) after restarts verified; fan-in: {} lane(s) of dead nodes fenced, drained ({} messages sent before the crashes delivered in sequence, {} of them after the fence) and reset into a new lane epoch, re-attached by the restarted nodes, {} fan-in round(s) over all lanes after restarts verified, other lanes delivered {} messages while a node was down",
         r.cycles,
         r.nodes_hit.count_ones(),
         r.page_faults,
@@ -581,8 +666,8 @@ fn summary(
         r.detect_max_us,
         cfg.dead_ms,
         r.answered_before,
-        r.discarded,
         r.restart_max_us,
+        r.behind_answered,
         r.others_answered,
         r.reclaimed_held + r.reclaimed_queued,
         r.reclaimed_held,

@@ -13,7 +13,7 @@ use bootparse::layout::control as c;
 use bootparse::wire::{OP_PING, Request, Response, ping_answer};
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
-use mkipc::doorbell::{RecvError, SendError};
+use mkipc::doorbell::{WaitError, WaitStats};
 use mkipc::spsc::{ConsumeError, Consumer};
 use platform::control::Control;
 use platform::{cpu, idt, tsc, wait};
@@ -62,16 +62,26 @@ pub fn send(node: &mut Node, op: u64, arg: u64) -> Result<u64, Error> {
         seq: node.seq,
         arg,
     };
-    link.tx.push(&req.encode()).map_err(|e| match e {
-        SendError::Produce(e) => Error::Send(id, e),
-        SendError::Doorbell(e) => Error::Apic(e),
-    })?;
+    link.tx
+        .send(&req.encode())
+        .map_err(|e| Error::HandshakeSend(id, e))?;
+    link.tx_bell.notify().map_err(Error::Apic)?;
     Ok(node.seq)
 }
 
-/// True when the consumer has something to report: a message or a fault.
-fn has_news(rx: &mut Consumer) -> bool {
-    !matches!(rx.peek(1), Err(ConsumeError::Empty))
+/// True when the consumer has something to report: a message or a fault
+/// (`false` before the handshake gave kernel0 a consumer).
+fn has_news(rx: Option<&mut Consumer>) -> bool {
+    rx.is_some_and(|rx| !matches!(rx.peek(1), Err(ConsumeError::Empty)))
+}
+
+/// "Is there an answer" for the sleeper: the next slot is published.
+fn has_answer(rx: Option<&mut Consumer>) -> Result<bool, ConsumeError> {
+    match rx.map(|rx| rx.peek(1).map(|_| ())) {
+        Some(Ok(())) => Ok(true),
+        None | Some(Err(ConsumeError::Empty)) => Ok(false),
+        Some(Err(e)) => Err(e),
+    }
 }
 
 /// Sends one request and waits for its response; returns the response
@@ -109,12 +119,16 @@ fn answer_of(node: &mut Node, mode: Mode, seq: u64) -> Result<(u64, u64), Error>
         }
         // Announce the sleep in the response ring's need_wakeup word and
         // sleep in `hlt` until the node's doorbell (the core's Sleeper).
-        Mode::Ipi => match link.rx.wait(Duration::from_micros(PING_TIMEOUT_US)) {
-            Ok(()) => true,
-            Err(RecvError::TimedOut) => false,
-            Err(RecvError::Consume(e)) => return Err(Error::Receive(id, e)),
-            Err(RecvError::Waiter(e)) => return Err(Error::Apic(e)),
-        },
+        Mode::Ipi => {
+            let (rx, sleep) = (&mut link.rx, &mut link.rx_sleep);
+            let timeout = Duration::from_micros(PING_TIMEOUT_US);
+            match sleep.wait_until(|| has_answer(rx.consumer()), timeout) {
+                Ok(()) => true,
+                Err(WaitError::TimedOut) => false,
+                Err(WaitError::Check(e)) => return Err(Error::Receive(id, e)),
+                Err(WaitError::Waiter(e)) => return Err(Error::Apic(e)),
+            }
+        }
     };
     if !ok {
         return Err(Error::PingTimeout(id, seq));
@@ -123,6 +137,7 @@ fn answer_of(node: &mut Node, mode: Mode, seq: u64) -> Result<(u64, u64), Error>
     let n = link
         .rx
         .consumer()
+        .ok_or(Error::NoLink(id))?
         .pop(&mut buf)
         .map_err(|e| Error::Receive(id, e))?;
     let t1 = cpu::rdtsc();
@@ -179,6 +194,11 @@ pub struct Bells {
     pub to_kernel0_rung: u64,
     /// Notifications to kernel0 that rang nothing.
     pub to_kernel0_suppressed: u64,
+    /// Doorbells nodes rang to kernel0 after fan-in pushes (all epochs).
+    pub fanin_rung: u64,
+    /// Fan-in notifications that rang nothing (kernel0 was not asleep on
+    /// the channel, or already rung for this sleep).
+    pub fanin_suppressed: u64,
     /// Doorbell IPIs kernel0 took.
     pub taken: u64,
     /// Sleeps kernel0 took waiting on response rings.
@@ -190,6 +210,15 @@ pub struct Bells {
     /// Wake-ups that found no answer (a doorbell for another ring, or the
     /// APIC timer slice); kernel0 slept again.
     pub spurious: u64,
+    /// Kernel0's waits on the fan-in channel (its need_wakeup word).
+    pub fanin: WaitStats,
+}
+
+impl Bells {
+    /// Every doorbell the nodes rang to kernel0.
+    pub fn rung_to_kernel0(&self) -> u64 {
+        self.to_kernel0_rung + self.fanin_rung
+    }
 }
 
 /// How long the final accounting waits for IPIs still pending (kernel0
@@ -200,10 +229,14 @@ const SETTLE_US: u64 = 100_000;
 /// (none spurious, none missing but for merges into a pending IPI, see
 /// below), and gathers the counters. Kernel0 sleeps while it waits, so
 /// IPIs that arrived while it ran with interrupts masked are taken.
-pub fn check_bells(ctl: &Control, nodes: &[Node]) -> Result<Bells, Error> {
+/// `fanin` is kernel0's sleeper statistics on the fan-in channel.
+pub fn check_bells(ctl: &Control, nodes: &[Node], fanin: WaitStats) -> Result<Bells, Error> {
     let rung_by_nodes = || {
         nodes.iter().fold(0, |sum, n| {
-            sum + n.bells_past.0 + crate::nodes::bells_of(ctl, n.id).0
+            sum + n.bells_past.0
+                + crate::nodes::bells_of(ctl, n.id).0
+                + n.fanin_bells_past.0
+                + crate::nodes::fanin_bells_of(ctl, n.id).0
         })
     };
     wait::until(tsc::deadline_after_us(SETTLE_US), || {
@@ -211,37 +244,40 @@ pub fn check_bells(ctl: &Control, nodes: &[Node]) -> Result<Bells, Error> {
     });
     let mut b = Bells {
         taken: idt::ipi_count(),
+        fanin,
         ..Bells::default()
     };
     for n in nodes {
         let (rung, suppressed) = crate::nodes::bells_of(ctl, n.id);
         b.to_kernel0_rung += n.bells_past.0 + rung;
         b.to_kernel0_suppressed += n.bells_past.1 + suppressed;
-        let (mut s, mut w) = (n.sent_past, n.waits_past);
+        let (rung, suppressed) = crate::nodes::fanin_bells_of(ctl, n.id);
+        b.fanin_rung += n.fanin_bells_past.0 + rung;
+        b.fanin_suppressed += n.fanin_bells_past.1 + suppressed;
         if let Some(link) = n.link.as_ref() {
-            let (ls, lw) = (link.tx.stats(), link.rx.stats());
-            s.rung += ls.rung;
-            s.suppressed += ls.suppressed;
-            w.sleeps += lw.sleeps;
-            w.woken += lw.woken;
-            w.rechecks_ready += lw.rechecks_ready;
-            w.spurious += lw.spurious;
+            let (s, w) = (link.tx_bell.stats(), link.rx_sleep.stats());
+            b.to_nodes_rung += s.rung;
+            b.to_nodes_suppressed += s.suppressed;
+            b.sleeps += w.sleeps;
+            b.woken += w.woken;
+            b.rechecks_ready += w.rechecks_ready;
+            b.spurious += w.spurious;
         }
-        b.to_nodes_rung += s.rung;
-        b.to_nodes_suppressed += s.suppressed;
-        b.sleeps += w.sleeps;
-        b.woken += w.woken;
-        b.rechecks_ready += w.rechecks_ready;
-        b.spurious += w.spurious;
     }
     // Not one IPI more than rung (none spurious). Fewer only by merges: the
     // local APIC keeps one pending interrupt per vector, so a doorbell that
     // arrives while an earlier one is still pending (kernel0 runs with
-    // interrupts masked except in `hlt`) is merged into it. An IPI is left
-    // pending only when kernel0 announced a sleep and its re-check found
-    // the answer already there, so at most one merge per such re-check.
-    if b.taken > b.to_kernel0_rung || b.to_kernel0_rung - b.taken > b.rechecks_ready {
-        return Err(Error::IpiCount(b.to_kernel0_rung, b.taken));
+    // interrupts masked except in `hlt`) is merged into it. On a response
+    // ring an IPI is left pending only when kernel0 announced a sleep and
+    // its re-check found the answer already there, so at most one merge per
+    // such re-check. On the fan-in channel several producers may ring for
+    // the same announced sleep: of those rings, one per sleep that ended
+    // woken was taken; the others (and any for a re-check that found work)
+    // may merge.
+    let rung = b.rung_to_kernel0();
+    let fanin_slack = b.fanin_rung.saturating_sub(b.fanin.woken) + b.fanin.rechecks_ready;
+    if b.taken > rung || rung - b.taken > b.rechecks_ready + fanin_slack {
+        return Err(Error::IpiCount(rung, b.taken));
     }
     Ok(b)
 }

@@ -9,19 +9,27 @@
 //! the unmapped guard page below its stack, which ends in a double fault
 //! handled on its IST stack. The node reports the fault and halts. Kernel0
 //! learns of this only by the target's heartbeat stalling for the
-//! configured `dead_ms` (measured with the TSC), serving the other nodes
-//! meanwhile; it checks that every ping queued before the crash was
-//! answered, fences the CPU with INIT, checks the fault the node reported
-//! and that the target memory is unchanged, discards the requests queued
-//! behind the crash with the old rings, loads the newest image into the
-//! partition and restarts the node under a new epoch.
+//! configured `dead_ms`: the core's `Watchdog` on the node's heartbeat in
+//! its manifest section (measured with the TSC), serving the other nodes
+//! meanwhile. It checks that every ping queued before the crash was
+//! answered, fences the CPU with INIT (the watchdog's fence hook, after
+//! which the incarnation counts as gone), checks the fault the node
+//! reported and that the target memory is unchanged, reclaims both of the
+//! node's rings through the core handshake (the response ring resets to
+//! where kernel0 stopped reading; the request ring keeps the requests
+//! queued behind the crash for the next incarnation), loads the newest
+//! image into the partition and restarts the node, which boots its next
+//! epoch and reconnects; it then answers the requests that waited behind
+//! the crash.
 
 use crate::error::Error;
-use crate::nodes::{Node, Starter, fence};
+use crate::nodes::{Node, Starter, fence, now};
 use crate::pingpong::{self, Mode};
-use bootparse::layout::{self, control as c};
+use bootparse::layout::{self, control as c, names};
 use bootparse::wire::{OP_CRASH, OP_FANIN, OP_OVERFLOW, OP_PING, Response, ping_answer};
 use core::sync::atomic::Ordering;
+use mkipc::handshake::Agreement;
+use mkipc::lifecycle::PeerStatus;
 use mkipc::spsc::ConsumeError;
 use platform::{console, cpu, tsc, wait};
 
@@ -30,7 +38,8 @@ use platform::{console, cpu, tsc, wait};
 const CRASH_TIMEOUT_US: u64 = 5_000_000;
 /// Pings queued on the target's ring before the crash command.
 pub const BEFORE_CRASH: u64 = 4;
-/// Pings queued behind the crash command (discarded with the old rings).
+/// Pings queued behind the crash command (kept in the request ring across
+/// the restart and answered by the next incarnation).
 pub const BEHIND_CRASH: u64 = 3;
 /// Double fault vector.
 const DOUBLE_FAULT: u64 = 8;
@@ -108,8 +117,8 @@ pub struct Cycle {
     pub vector: u64,
     /// Pings queued before the crash and answered.
     pub answered_before: u64,
-    /// Requests queued behind the crash, discarded with the old rings.
-    pub discarded: u64,
+    /// Requests queued behind the crash, answered by the restarted node.
+    pub behind_answered: u64,
     /// Build the node ran before the restart.
     pub old_build: u64,
     /// Build it runs now.
@@ -118,8 +127,13 @@ pub struct Cycle {
     pub new_features: u64,
     /// Microseconds from the crash command to the death verdict.
     pub detect_us: u64,
-    /// Heartbeat value it stalled at.
-    pub last_beat: u64,
+    /// The epoch the watchdog declared dead.
+    pub dead_epoch: u64,
+    /// Where the response ring resumed after the reclaim (messages kernel0
+    /// had read from it over all epochs).
+    pub resumed_at: u64,
+    /// What the reconnect agreed (request ring, response ring).
+    pub agreed: (Agreement, Agreement),
     /// Fault address the node reported.
     pub fault_addr: u64,
     /// Page-fault error code the node reported.
@@ -165,12 +179,12 @@ fn read_word(kernel0_addr: u64) -> u64 {
 /// `first_seq`). Returns how many of them are answered so far.
 fn drain(node: &mut Node, first_seq: u64, args: &[u64], answered: &mut u64) -> Result<(), Error> {
     let id = node.id;
-    let Some(link) = node.link.as_mut() else {
+    let Some(rx) = node.link.as_mut().and_then(|l| l.rx.consumer()) else {
         return Ok(());
     };
     let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
     loop {
-        match link.rx.consumer().pop(&mut buf) {
+        match rx.pop(&mut buf) {
             Ok(n) => {
                 let resp = buf
                     .get(..n)
@@ -208,7 +222,6 @@ pub fn cycle(
     // moves the request ring's tail when it sends the requests, so that
     // one is kernel0's private count of published requests.
     let mut want_word = read_word(stray.kernel0_addr);
-    let beat = ctl.node(id, c::HEARTBEAT);
     let mut args = [0u64; BEFORE_CRASH as usize];
     // Leave a bulk transfer unfinished: buffers lent by the node, some held
     // by kernel0, some still queued, when the crash comes.
@@ -243,13 +256,10 @@ pub fn cycle(
         }
     }
     let overall = tsc::deadline_after_us(starter.config.dead_ms * 1000 + CRASH_TIMEOUT_US);
-    let stall = tsc::cycles_from_us(starter.config.dead_ms * 1000);
-    let mut last = beat.load(Ordering::Relaxed);
-    let mut last_change = cpu::rdtsc();
     let mut others = 0u64;
     let mut answered = 0u64;
     let mut arg = t0;
-    let now = loop {
+    let (now, dead_epoch) = loop {
         for (i, n) in nodes.iter_mut().enumerate() {
             if i == target {
                 drain(n, first_seq, &args, &mut answered)?;
@@ -265,13 +275,21 @@ pub fn cycle(
             // Nobody else to serve: sleep a millisecond between looks.
             wait::until(tsc::deadline_after_us(1_000), || false);
         }
-        let now = cpu::rdtsc();
-        let v = beat.load(Ordering::Relaxed);
-        if v != last {
-            last = v;
-            last_change = now;
-        } else if now - last_change > stall {
-            break now;
+        // The core watchdog decides, in kernel0's clock: no heartbeat change
+        // in the node's section for dead_ms means dead. The others must
+        // stay alive meanwhile.
+        let mut dead = None;
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let id = n.id;
+            let watch = n.watch.as_mut().ok_or(Error::NoLink(id))?;
+            match watch.observe(now()).map_err(|e| Error::Lifecycle(id, e))? {
+                PeerStatus::Alive { .. } => {}
+                PeerStatus::Dead { epoch } if i == target => dead = Some(epoch),
+                _ => return Err(Error::Liveness(id, "not alive while another node was down")),
+            }
+        }
+        if let Some(epoch) = dead {
+            break (cpu::rdtsc(), epoch);
         }
         if tsc::passed(overall) {
             return Err(Error::NotDead(id));
@@ -292,6 +310,7 @@ pub fn cycle(
     let report = ctl.node(id, c::FAULT_VECTOR).load(Ordering::Acquire);
     let fault_addr = ctl.node(id, c::FAULT_ADDR).load(Ordering::Relaxed);
     fence(node)?;
+    let resumed_at = reclaim_rings(node)?;
     // Kernel0's end of the old pool goes with this scope; the restart
     // formats a fresh pool under the new epoch.
     let mut old_pool = node.pool.take().ok_or(Error::NoLink(id))?;
@@ -321,16 +340,28 @@ pub fn cycle(
     }
     let old_build = node.build;
     let started = starter.start(node, starter.newest())?;
+    // The requests queued behind the crash stayed in the request ring (the
+    // dead incarnation had released only what it read); the new one
+    // resumes from there and answers them, in order.
+    let behind_first = first_seq + BEFORE_CRASH + 1;
+    for i in 0..BEHIND_CRASH {
+        let val = pingpong::await_answer(node, Mode::Poll, behind_first + i)?;
+        if val != ping_answer(u64::from(id), i) {
+            return Err(Error::WrongAnswer(id, behind_first + i, val));
+        }
+    }
     Ok(Cycle {
         node: id,
         vector,
         answered_before: answered,
-        discarded: BEHIND_CRASH,
+        behind_answered: BEHIND_CRASH,
         old_build,
         new_build: node.build,
         new_features: started.new_features,
         detect_us,
-        last_beat: last,
+        dead_epoch,
+        resumed_at,
+        agreed: started.agreed,
         fault_addr,
         fault_error: (report >> 16) & 0xffff,
         others_answered: others,
@@ -342,4 +373,27 @@ pub fn cycle(
         fanin_epoch,
         fanin_others,
     })
+}
+
+/// Reclaims both of a fenced node's rings through the core handshake: the
+/// response ring (kernel0 consumes, holds the admin right) resets to where
+/// kernel0 stopped reading, so the next incarnation resumes there and
+/// re-stamps its slots; kernel0's producer end of the request ring forgets
+/// the dead consumer and keeps what is queued for the next one. Returns the
+/// response ring's resume position.
+fn reclaim_rings(node: &mut Node) -> Result<u64, Error> {
+    let id = node.id;
+    let (req, resp, _) = names::channels(id).ok_or(Error::Layout("node id"))?;
+    let (link, watch) = match (node.link.as_mut(), node.watch.as_ref()) {
+        (Some(l), Some(w)) => (l, w),
+        _ => return Err(Error::NoLink(id)),
+    };
+    let resume = link
+        .rx
+        .reclaim(watch)
+        .map_err(|e| Error::ReclaimEnd(id, resp, e))?;
+    link.tx
+        .reclaim(watch)
+        .map_err(|e| Error::ReclaimEnd(id, req, e))?;
+    Ok(resume)
 }

@@ -13,6 +13,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod cell;
+pub mod channels;
 pub mod console;
 pub mod control;
 pub mod exit;

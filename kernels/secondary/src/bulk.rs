@@ -4,9 +4,9 @@
 //! buffers, and gives up (answering `BULK_FAILED`) when none comes back in
 //! time.
 
+use crate::serve::Heart;
 use bootparse::wire::{BULK_FAILED, BULK_FOLD_INIT, BulkWriter, bulk_decode, bulk_fold};
 use mkipc::pool::{PoolSender, SendError};
-use platform::control::Control;
 use platform::{cpu, println, tsc};
 
 /// Longest wait for a buffer to come back (or a submission slot to free).
@@ -14,15 +14,14 @@ const BUFFER_TIMEOUT_US: u64 = 500_000;
 
 /// Sends the messages an `OP_BULK` request with `arg` asks for; returns
 /// the fold of their checksums or `BULK_FAILED`.
-pub fn send(ctl: &Control, me: u32, pool: &mut PoolSender, arg: u64) -> u64 {
+pub fn send(heart: &mut Heart, pool: &mut PoolSender, arg: u64) -> u64 {
     let (count, seed) = bulk_decode(arg);
     let words = pool.buffer_size() / 8;
     let mut total = BULK_FOLD_INIT;
-    let mut next_beat = 0;
     for msg in 0..count {
         let deadline = tsc::deadline_after_us(BUFFER_TIMEOUT_US);
         let loan = loop {
-            next_beat = crate::serve::beat_if_due(ctl, me, next_beat);
+            heart.beat_if_due();
             match pool.loan() {
                 Ok(l) => break l,
                 Err(SendError::NoBuffer) if !tsc::passed(deadline) => cpu::pause(),

@@ -1,8 +1,10 @@
 //! A secondary kernel: one per CPU besides kernel0's. Entered in long mode
 //! from kernel0's trampoline on entry page tables kernel0 built; it then
-//! builds its own tables mapping only its partition, the shared region and
-//! the local APIC page, so any other access faults. It serves kernel0's
-//! commands on the control-page mailbox and beats a heartbeat.
+//! validates the region manifest kernel0 wrote, boots its epoch in its own
+//! node section, builds its own tables mapping only its partition, the
+//! shared pages granted to it and the local APIC page (so any other access
+//! faults), connects its rings through the core handshake and serves
+//! kernel0's requests, beating its heartbeat.
 //!
 //! The code is a library; each binary in `src/bin` is one build of the
 //! image ([`image!`] gives it its build number and feature bits), so kernel0
@@ -75,17 +77,18 @@ pub fn run(params_virt: u64, image: Image) -> ! {
     // kernel's life. Control only accesses it atomically.
     let ctl = unsafe { Control::new(params.shared_virt as *mut u8) };
     console::attach(&ctl);
-    // Attach to the rings while the entry tables still map the whole shared
-    // region: their layouts decide which shared pages we keep.
-    let (mut link, pool_shape) = match serve::connect(&params) {
-        Ok(l) => l,
+    tsc::set_hz(params.tsc_hz);
+    // Open the manifest while the entry tables still map the whole shared
+    // region: the channel layouts it gives decide which shared pages we
+    // keep.
+    let opened = match serve::open(&params) {
+        Ok(o) => o,
         Err(why) => {
-            println!("cannot attach to the rings: {why}; halting");
+            println!("cannot use the mkipc region: {why}; halting");
             cpu::halt_forever()
         }
     };
-    let response = *link.tx.producer().layout();
-    let grants = memory::grants(&params, link.rx.layout(), &response, &pool_shape);
+    let grants = memory::grants(&params, &opened.shape);
     if let Err(e) = memory::switch_to_own_tables(&params, &grants) {
         println!("own page tables failed: {e:?}; halting");
         cpu::halt_forever()
@@ -95,7 +98,6 @@ pub fn run(params_virt: u64, image: Image) -> ! {
     unsafe {
         idt::report_faults_to(ctl.node(params.node_id, c::FAULT_VECTOR).as_ptr());
     }
-    tsc::set_hz(params.tsc_hz);
     // SAFETY: memory.rs maps the local APIC page uncached at lapic_phys.
     let apic = unsafe {
         lapic::init(
@@ -120,6 +122,17 @@ pub fn run(params_virt: u64, image: Image) -> ! {
         );
         cpu::halt_forever()
     }
+    let epoch = opened.heart.node.epoch();
+    let (req, resp, _) = bootparse::layout::names::channels(params.node_id).unwrap_or(("", "", ""));
+    // The handshake runs on our own tables: it reads only the manifest,
+    // kernel0's section and the rings, and writes only our own section.
+    let (link, req_features, resp_features) = match serve::connect(&params, opened, &image) {
+        Ok(l) => l,
+        Err(why) => {
+            println!("handshake failed: {why}; halting");
+            cpu::halt_forever()
+        }
+    };
     let pages = |w: bool| -> u64 {
         grants
             .iter()
@@ -128,10 +141,9 @@ pub fn run(params_virt: u64, image: Image) -> ! {
             .sum()
     };
     println!(
-        "up: build {} features {:#x}, epoch {}, apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}: {} pages writable, {} read-only, rest unmapped",
+        "up: build {} features {:#x}, epoch {epoch} booted in its manifest section; `{req}` and `{resp}` connected through the handshake, features agreed {req_features:#x}/{resp_features:#x}; apic id {id} ({mode:?}, timer {per_ms}/ms), partition phys {:#x} at virt {:#x}, shared phys {:#x} at virt {:#x}: {} pages writable, {} read-only, rest unmapped",
         image.build,
         image.features,
-        params.epoch,
         params.partition_phys,
         params.partition_virt,
         params.shared_phys,
@@ -147,8 +159,7 @@ pub fn run(params_virt: u64, image: Image) -> ! {
         .store(image.features, Ordering::Relaxed);
     ctl.node(me, c::STACK_GUARD)
         .store(entry::stack_guard(), Ordering::Relaxed);
-    ctl.node(me, c::EPOCH)
-        .store(params.epoch, Ordering::Relaxed);
+    ctl.node(me, c::EPOCH).store(epoch, Ordering::Relaxed);
     // Release pairs with kernel0's Acquire load of STATE.
     ctl.node(params.node_id, c::STATE)
         .store(c::STATE_READY, Ordering::Release);

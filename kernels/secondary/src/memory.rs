@@ -7,6 +7,7 @@
 
 use bootparse::bootparams::BootParams;
 use bootparse::layout::{self, control as c};
+use core::ops::Range;
 use mkipc::pool::PoolLayout;
 use mkipc::spsc::RingLayout;
 use platform::cell::RacyCell;
@@ -32,20 +33,31 @@ pub struct Grant {
 }
 
 /// Most grants a node holds.
-pub const MAX_GRANTS: usize = 24;
+pub const MAX_GRANTS: usize = 32;
 
-/// The node's bulk pool as its grants need it: where the descriptor,
-/// the two rings and the buffers lie.
-pub struct PoolShape {
-    /// The validated pool layout.
-    pub layout: PoolLayout,
+/// Where the parts of the mkipc region this node may use lie (region
+/// offsets, all from the validated manifest and the channel descriptors).
+pub struct Shape {
+    /// The region header and the manifest tables (read-only).
+    pub tables: Range<usize>,
+    /// Kernel0's node section: its liveness words and the connect words of
+    /// its channel ends (read-only).
+    pub kernel0_section: Range<usize>,
+    /// This node's section (writable: its liveness and connect words).
+    pub own_section: Range<usize>,
+    /// The request ring (the node consumes).
+    pub request: RingLayout,
+    /// The response ring (the node produces).
+    pub response: RingLayout,
+    /// The bulk pool's validated layout.
+    pub pool: PoolLayout,
     /// Its submission ring (the node produces).
     pub submit: RingLayout,
     /// Its completion ring (the node consumes).
     pub completion: RingLayout,
     /// The fan-in channel's descriptor and consumer control words (read
-    /// only) and this node's lane ring.
-    pub fanin_head: core::ops::Range<usize>,
+    /// only).
+    pub fanin_head: Range<usize>,
     /// This node's lane of the fan-in channel.
     pub fanin_lane: RingLayout,
 }
@@ -57,6 +69,12 @@ struct Grants {
 }
 
 impl Grants {
+    /// A range of the mkipc region (region offsets).
+    fn region(&mut self, r: &Range<usize>, writable: bool) {
+        let base = layout::RING_REGION_OFFSET;
+        self.push(base + r.start as u64, (r.end - r.start) as u64, writable);
+    }
+
     fn push(&mut self, offset: u64, len: u64, writable: bool) {
         if len == 0 {
             return;
@@ -90,18 +108,15 @@ impl Grants {
 }
 
 /// The shared pages of node `p.node_id`: the console lock and its status
-/// page writable, its command page and the mkipc header read-only, in each
-/// of its rings only its own section writable, and of its bulk pool the
-/// descriptor read-only (kernel0 formats it), its own ring sections and
-/// the buffers writable; of the MPSC fan-in channel the descriptor and the
-/// consumer's control words read-only and only its own lane (producer
-/// section writable), no other node's lane.
-pub fn grants(
-    p: &BootParams,
-    request: &RingLayout,
-    response: &RingLayout,
-    pool: &PoolShape,
-) -> [Grant; MAX_GRANTS] {
+/// page writable, its command page read-only; of the mkipc region the
+/// header and manifest tables and kernel0's node section read-only, its
+/// own node section writable (no other node's section); in each of its
+/// rings only its own section writable; of its bulk pool the descriptor
+/// read-only (kernel0 formats it), its own ring sections and the buffers
+/// writable; of the MPSC fan-in channel the descriptor and the consumer's
+/// control words read-only and only its own lane (producer section
+/// writable), no other node's lane.
+pub fn grants(p: &BootParams, s: &Shape) -> [Grant; MAX_GRANTS] {
     let node = c::node_word(u64::from(p.node_id), 0);
     let mut g = Grants {
         all: [Grant {
@@ -114,32 +129,19 @@ pub fn grants(
     g.push(c::CONSOLE_LOCK, PAGE, true);
     g.push(node, PAGE, false);
     g.push(node + c::STATUS_PAGE, PAGE, true);
-    g.push(layout::RING_REGION_OFFSET, PAGE, false);
-    g.ring(request, true);
-    g.ring(response, false);
-    let base = layout::RING_REGION_OFFSET;
-    let desc_start = pool.layout.offset() as u64;
-    let desc_end = pool.layout.submit_ring().min(pool.layout.completion_ring()) as u64;
-    g.push(
-        base + desc_start,
-        desc_end.saturating_sub(desc_start),
-        false,
-    );
-    g.ring(&pool.submit, false);
-    g.ring(&pool.completion, true);
-    let buffers = pool.layout.buffer_area();
-    g.push(
-        base + buffers.start as u64,
-        (buffers.end - buffers.start) as u64,
-        true,
-    );
-    let head = &pool.fanin_head;
-    g.push(
-        base + head.start as u64,
-        (head.end - head.start) as u64,
-        false,
-    );
-    g.ring(&pool.fanin_lane, false);
+    g.region(&s.tables, false);
+    g.region(&s.kernel0_section, false);
+    g.region(&s.own_section, true);
+    g.ring(&s.request, true);
+    g.ring(&s.response, false);
+    let desc_start = s.pool.offset();
+    let desc_end = s.pool.submit_ring().min(s.pool.completion_ring());
+    g.region(&(desc_start..desc_end.max(desc_start)), false);
+    g.ring(&s.submit, false);
+    g.ring(&s.completion, true);
+    g.region(&s.pool.buffer_area(), true);
+    g.region(&s.fanin_head, false);
+    g.ring(&s.fanin_lane, false);
     g.all
 }
 

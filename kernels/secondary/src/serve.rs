@@ -7,7 +7,7 @@
 //! response ring.
 
 use bootparse::bootparams::BootParams;
-use bootparse::layout::{self, control as c};
+use bootparse::layout::{self, control as c, names};
 use bootparse::wire::{
     FEATURE_CHECKSUM, FanIn, OP_BULK, OP_CHECKSUM, OP_CRASH, OP_FANIN, OP_FLOOR, OP_OVERFLOW,
     OP_PING, Request, Response, checksum, ping_answer,
@@ -15,10 +15,14 @@ use bootparse::wire::{
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 use mkipc::Region;
-use mkipc::doorbell::{BlockingConsumer, NotifyingProducer, RecvError, SendError, SpinPolicy};
+use mkipc::doorbell::{Notifier, Sleeper, SpinPolicy, WaitError, WakeFlag};
+use mkipc::handshake::{ConnectError, Hello, LinkStatus, Receiver, Sender};
+use mkipc::lifecycle::LocalNode;
+use mkipc::manifest::{ChannelInfo, ChannelKind, End, Manifest, Rights};
 use mkipc::mpsc;
 use mkipc::pool::PoolSender;
-use mkipc::spsc::{ConsumeError, RingLayout};
+use mkipc::spsc::{ConsumeError, Consumer, RingLayout};
+use platform::channels::{fanin_lane, request_type, response_type};
 use platform::control::Control;
 use platform::doorbell::{IpiDoorbell, IpiWaiter};
 use platform::{cpu, idt, println, tsc, wait};
@@ -27,17 +31,40 @@ use platform::{cpu, idt, println, tsc, wait};
 const BEAT_US: u64 = 1_000;
 /// Bound on the wait for one floor round.
 const FLOOR_ROUND_TIMEOUT_US: u64 = 100_000;
+/// Bound on each half of the handshake (kernel0's offer is there before
+/// the node starts; its accept follows within its own `handshake_ms`).
+const CONNECT_TIMEOUT_US: u64 = 2_000_000;
 
-/// Beats the heartbeat if due; returns when the next beat is due.
-pub fn beat_if_due(ctl: &Control, me: u32, next_beat: u64) -> u64 {
-    let now = cpu::rdtsc();
-    if now < next_beat {
-        return next_beat;
+/// The node's heartbeat: its liveness words in its manifest section (the
+/// core's `LocalNode`), beaten every [`BEAT_US`].
+pub struct Heart {
+    /// This node's liveness words.
+    pub node: LocalNode,
+    ctl: Control,
+    next: u64,
+}
+
+impl Heart {
+    /// Beats if due (also publishes the count of doorbell IPIs taken).
+    pub fn beat_if_due(&mut self) {
+        let now = cpu::rdtsc();
+        if now < self.next {
+            return;
+        }
+        // A beat that cannot be written leaves the heartbeat frozen: kernel0
+        // then declares this node dead, which is the right outcome.
+        let _ = self.node.beat();
+        let me = self.node.info().id;
+        self.ctl
+            .node(me, c::WAKEUPS)
+            .store(idt::ipi_count(), Ordering::Relaxed);
+        self.next = now + tsc::cycles_from_us(BEAT_US);
     }
-    ctl.node(me, c::HEARTBEAT).fetch_add(1, Ordering::Relaxed);
-    ctl.node(me, c::WAKEUPS)
-        .store(idt::ipi_count(), Ordering::Relaxed);
-    now + tsc::cycles_from_us(BEAT_US)
+
+    /// When the next beat is due (TSC).
+    pub fn next_due(&self) -> u64 {
+        self.next
+    }
 }
 
 /// Everything a request handler needs.
@@ -47,67 +74,178 @@ struct Node<'a> {
     image: &'a crate::Image,
 }
 
-/// This node's ends of its ring pair.
+/// This node's ends of its channels.
 pub struct Link {
-    /// Consumer of the request ring, sleeping in the IPI waiter.
-    pub rx: BlockingConsumer<IpiWaiter>,
-    /// Producer of the response ring, ringing kernel0's doorbell.
-    pub tx: NotifyingProducer<IpiDoorbell>,
+    /// Consumer of the request ring (accepted kernel0's offer).
+    pub rx: Receiver,
+    /// Sleeps on the request ring until kernel0's doorbell.
+    pub rx_sleep: Sleeper<IpiWaiter>,
+    /// Producer of the response ring (offered to kernel0, accepted).
+    pub tx: Sender,
+    /// Rings kernel0's doorbell when it sleeps on the response ring.
+    pub tx_bell: Notifier<IpiDoorbell>,
     /// Sending end of the node's bulk pool.
     pub pool: PoolSender,
     /// This node's producer lane of the MPSC fan-in channel.
     pub fanin: mpsc::Producer,
+    /// Rings kernel0's doorbell when it sleeps on the fan-in channel.
+    pub fanin_bell: Notifier<IpiDoorbell>,
     /// Next fan-in sequence number in the lane's epoch.
     pub fanin_seq: u64,
+    /// The heartbeat.
+    pub heart: Heart,
 }
 
-/// Attaches to the mkipc region kernel0 formatted, to this node's rings and
-/// to its bulk pool; also returns the pool's shape for the page grants.
-pub fn connect(p: &BootParams) -> Result<(Link, crate::memory::PoolShape), &'static str> {
+/// What the node found in the manifest before it switched to its own page
+/// tables: its channels, attached where the core has no handshake (pool,
+/// fan-in lane), and where everything lies (for its page grants).
+pub struct Opened {
+    /// The validated manifest.
+    pub manifest: Manifest,
+    /// This node's liveness words, booted into its new epoch.
+    pub heart: Heart,
+    /// The request ring's manifest entry and layout.
+    pub request: (ChannelInfo, RingLayout),
+    /// The response ring's manifest entry and layout.
+    pub response: (ChannelInfo, RingLayout),
+    /// Sending end of the bulk pool.
+    pub pool: PoolSender,
+    /// The fan-in lane.
+    pub fanin: mpsc::Producer,
+    /// Where the shared pages this node may use lie.
+    pub shape: crate::memory::Shape,
+}
+
+/// Looks up `name`, checks its kind and that this node holds `end` of it
+/// with `rights`.
+fn channel(
+    m: &Manifest,
+    me: u32,
+    name: &str,
+    kind: ChannelKind,
+    end: End,
+    rights: Rights,
+) -> Result<ChannelInfo, &'static str> {
+    let ch = m.find_channel(name).map_err(|e| {
+        println!("manifest has no usable channel `{name}`: {e}");
+        "channel"
+    })?;
+    if ch.kind != kind {
+        println!(
+            "manifest channel `{name}` is {:?}, expected {kind:?}",
+            ch.kind
+        );
+        return Err("channel kind");
+    }
+    let node = m.find_node(me).map_err(|_| "own node entry")?;
+    let granted = m
+        .grant_of(node.index, ch.index, end)
+        .map_err(|_| "grant table")?
+        .is_some_and(|g| g.rights.contains(rights));
+    if !granted {
+        println!("manifest grants this node no {rights} on the {end:?} end of `{name}`");
+        return Err("grant");
+    }
+    Ok(ch)
+}
+
+/// Opens the mkipc region kernel0 wrote: validates the header and the
+/// manifest (the peer is untrusted: every count, offset, name and grant is
+/// checked), boots this node's epoch in its own section, finds its
+/// channels by name and attaches its pool and fan-in lane.
+pub fn open(p: &BootParams) -> Result<Opened, &'static str> {
     let base = p.shared_virt + layout::RING_REGION_OFFSET;
     // SAFETY: the shared region is mapped at shared_virt for this kernel's
-    // life (memory.rs); everyone accesses the ring area with aligned atomic
-    // or volatile word operations only, through mkipc.
+    // life (the granted pages of it, memory.rs); everyone accesses the
+    // mkipc region with aligned atomic or volatile word operations only,
+    // through mkipc.
     let region =
         unsafe { Region::from_raw_parts(base as *mut u8, layout::RING_REGION_SIZE as usize) }
             .map_err(|_| "bad ring region")?;
-    if let Err(e) = mkipc::header::read_header(&region) {
-        println!("mkipc region header refused: {e}");
-        return Err("region header");
+    let manifest = match Manifest::open(&region) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("region manifest refused: {e}");
+            return Err("manifest");
+        }
+    };
+    let me = p.node_id;
+    let (req, resp, pool_name) = names::channels(me).ok_or("no channels for this node id")?;
+    let request = channel(
+        &manifest,
+        me,
+        req,
+        ChannelKind::Spsc,
+        End::Consumer,
+        Rights::RECEIVE,
+    )?;
+    let response = channel(
+        &manifest,
+        me,
+        resp,
+        ChannelKind::Spsc,
+        End::Producer,
+        Rights::SEND,
+    )?;
+    let pool_ch = channel(
+        &manifest,
+        me,
+        pool_name,
+        ChannelKind::Pool,
+        End::Producer,
+        Rights::SEND | Rights::LOAN,
+    )?;
+    let fanin_ch = channel(
+        &manifest,
+        me,
+        names::FANIN,
+        ChannelKind::Mpsc,
+        End::Producer,
+        Rights::SEND,
+    )?;
+    let node = LocalNode::boot(&manifest, me).map_err(|e| {
+        println!("cannot boot this node's liveness words: {e}");
+        "node section"
+    })?;
+    if node.epoch() != p.epoch {
+        println!(
+            "booted epoch {} in the node section, kernel0 expects {}; halting",
+            node.epoch(),
+            p.epoch
+        );
+        return Err("epoch");
     }
-    let (req, resp) = layout::ring_offsets(p.node_id).ok_or("no rings for this node id")?;
-    let vector = u8::try_from(p.ipi_vector).map_err(|_| "IPI vector out of range")?;
-    let kernel0 = IpiDoorbell::new(p.kernel0_apic_id, vector).map_err(|_| "IPI vector reserved")?;
-    let waiter = platform::wait::waiter().ok_or("IDT not loaded")?;
-    // In IPI mode announce the sleep at once: the round trips kernel0
-    // measures then go through the doorbell every time.
-    let rx = BlockingConsumer::attach(
-        region.clone(),
-        req as usize,
-        waiter,
-        SpinPolicy::sleep_at_once(),
-    )
-    .map_err(|_| "request ring")?;
-    let tx = NotifyingProducer::attach(region.clone(), resp as usize, kernel0)
-        .map_err(|_| "response ring")?;
-    let at = layout::pool_offset(p.node_id).ok_or("no pool for this node id")? as usize;
-    let pool = match PoolSender::attach(region.clone(), at) {
+    let ring = |ch: &ChannelInfo| RingLayout::read(&region, ch.offset).map_err(|_| "ring layout");
+    let (req_ring, resp_ring) = (ring(&request)?, ring(&response)?);
+    let pool = match PoolSender::attach(region.clone(), pool_ch.offset) {
         Ok(s) => s,
         Err(e) => {
-            println!("bulk pool refused: {e}");
+            println!("bulk pool `{pool_name}` refused: {e}");
             return Err("bulk pool");
         }
     };
-    let lane = p.node_id as usize - 1;
-    let fanin = match mpsc::Producer::attach(region.clone(), layout::FANIN_OFFSET as usize, lane) {
+    let lane = fanin_lane(&manifest, fanin_ch.index, me)
+        .map_err(|_| "grant table")?
+        .ok_or("no fan-in lane")?;
+    let fanin = match mpsc::Producer::attach(region.clone(), fanin_ch.offset, lane) {
         Ok(f) => f,
         Err(e) => {
             println!("fan-in lane {lane} refused: {e}");
             return Err("fan-in lane");
         }
     };
-    let shape = crate::memory::PoolShape {
-        layout: *pool.layout(),
+    let own = manifest.find_node(me).map_err(|_| "own node entry")?;
+    let kernel0 = manifest.find_node(0).map_err(|_| "kernel0's node entry")?;
+    let section = manifest.section_size();
+    let shape = crate::memory::Shape {
+        // The header and the manifest tables end where the node sections
+        // begin (page-aligned by the builder).
+        tables: 0..manifest.node_section(0).map_err(|_| "sections")?.start,
+        kernel0_section: kernel0.section..kernel0.section + section,
+        own_section: own.section..own.section + section,
+        request: req_ring,
+        response: resp_ring,
+        pool: *pool.layout(),
         submit: RingLayout::read(&region, pool.layout().submit_ring())
             .map_err(|_| "pool submission ring")?,
         completion: RingLayout::read(&region, pool.layout().completion_ring())
@@ -115,15 +253,124 @@ pub fn connect(p: &BootParams) -> Result<(Link, crate::memory::PoolShape), &'sta
         fanin_head: fanin.channel().offset()..fanin.channel().control_section().end,
         fanin_lane: *fanin.lane_layout(),
     };
+    Ok(Opened {
+        manifest,
+        heart: Heart {
+            node,
+            ctl: control(p),
+            next: 0,
+        },
+        request: (request, req_ring),
+        response: (response, resp_ring),
+        pool,
+        fanin,
+        shape,
+    })
+}
+
+/// The control page handle, as `lib.rs` creates it.
+fn control(p: &BootParams) -> Control {
+    // SAFETY: the control page is mapped at shared_virt for this kernel's
+    // life (the pages of it granted to this node) and `Control` only
+    // accesses it atomically.
+    unsafe { Control::new(p.shared_virt as *mut u8) }
+}
+
+/// Connects both rings through the core handshake, beating meanwhile:
+/// accepts kernel0's offer of the request ring, then offers the response
+/// ring and waits for kernel0's accept. Each hello carries this build's
+/// feature bits; the agreements are the intersection with kernel0's.
+/// Returns the link and the features agreed on (requests, responses).
+pub fn connect(
+    p: &BootParams,
+    opened: Opened,
+    image: &crate::Image,
+) -> Result<(Link, u64, u64), &'static str> {
+    let Opened {
+        manifest,
+        mut heart,
+        request,
+        response,
+        pool,
+        fanin,
+        ..
+    } = opened;
+    let (req, resp, _) = names::channels(p.node_id).ok_or("no channels for this node id")?;
+    let region = manifest.region().clone();
+    let deadline = tsc::deadline_after_us(CONNECT_TIMEOUT_US);
+    let hello = |t| Hello::new(t).with_features(image.features);
+    let mut rx =
+        Receiver::open(&manifest, &heart.node, req, hello(request_type())).map_err(|e| {
+            println!("cannot open `{req}`: {e}");
+            "request ring"
+        })?;
+    let rx_agreed = loop {
+        heart.beat_if_due();
+        match rx.try_accept() {
+            Ok(a) => break a,
+            Err(ConnectError::NoOffer | ConnectError::StaleEpoch { .. })
+                if !tsc::passed(deadline) =>
+            {
+                cpu::pause()
+            }
+            Err(e) => {
+                println!("`{req}`: kernel0's offer refused: {e}");
+                return Err("request ring handshake");
+            }
+        }
+    };
+    let mut tx = loop {
+        heart.beat_if_due();
+        match Sender::connect(&manifest, &heart.node, resp, hello(response_type())) {
+            Ok(s) => break s,
+            Err(ConnectError::ReclaimPending { .. }) if !tsc::passed(deadline) => cpu::pause(),
+            Err(e) => {
+                println!("`{resp}`: cannot offer: {e}");
+                return Err("response ring handshake");
+            }
+        }
+    };
+    let tx_agreed = loop {
+        heart.beat_if_due();
+        match tx.poll() {
+            Ok(LinkStatus::Connected(a)) => break a,
+            Ok(LinkStatus::Pending) if !tsc::passed(deadline) => cpu::pause(),
+            Ok(s) => {
+                println!("`{resp}`: kernel0 did not accept: {s:?}");
+                return Err("response ring handshake");
+            }
+            Err(e) => {
+                println!("`{resp}`: {e}");
+                return Err("response ring handshake");
+            }
+        }
+    };
+    let vector = u8::try_from(p.ipi_vector).map_err(|_| "IPI vector out of range")?;
+    let bell = || IpiDoorbell::new(p.kernel0_apic_id, vector).map_err(|_| "IPI vector reserved");
+    let waiter = wait::waiter().ok_or("IDT not loaded")?;
+    let flag = WakeFlag::new(region.clone(), request.1.need_wakeup_word())
+        .map_err(|_| "request ring wake flag")?;
+    // In IPI mode announce the sleep at once: the round trips kernel0
+    // measures then go through the doorbell every time.
+    let rx_sleep = Sleeper::new(flag, waiter, SpinPolicy::sleep_at_once());
+    let tx_bell = Notifier::new(region.clone(), response.1.need_wakeup_word(), bell()?)
+        .map_err(|_| "response ring")?;
+    let fanin_bell = Notifier::new(region, fanin.channel().need_wakeup_word(), bell()?)
+        .map_err(|_| "fan-in channel")?;
     Ok((
         Link {
             rx,
+            rx_sleep,
             tx,
+            tx_bell,
             pool,
             fanin,
+            fanin_bell,
             fanin_seq: 0,
+            heart,
         },
-        shape,
+        rx_agreed.features,
+        tx_agreed.features,
     ))
 }
 
@@ -132,16 +379,22 @@ pub fn connect(p: &BootParams) -> Result<(Link, crate::memory::PoolShape), &'sta
 pub fn serve(ctl: &Control, p: &BootParams, image: &crate::Image, mut link: Link) -> ! {
     let me = p.node_id;
     let node = Node { ctl, me, image };
-    let mut next_beat = 0u64;
     let mut buf = [0u8; layout::RING_SLOT_SIZE as usize];
     loop {
-        next_beat = beat_if_due(ctl, me, next_beat);
-        match link.rx.consumer().pop(&mut buf) {
+        link.heart.beat_if_due();
+        let popped = match link.rx.consumer() {
+            Some(rx) => rx.pop(&mut buf),
+            None => {
+                println!("request ring: not connected; stopping");
+                cpu::halt_forever()
+            }
+        };
+        match popped {
             Ok(n) => match buf.get(..n).map(Request::decode) {
                 Some(Ok(req)) => handle(&node, &mut link, req),
                 _ => println!("undecodable request of {n} bytes; ignored"),
             },
-            Err(ConsumeError::Empty) => idle(ctl, me, &mut link.rx, next_beat),
+            Err(ConsumeError::Empty) => idle(ctl, me, &mut link),
             Err(e) => {
                 println!("request ring: {e}; stopping");
                 cpu::halt_forever()
@@ -150,47 +403,70 @@ pub fn serve(ctl: &Control, p: &BootParams, image: &crate::Image, mut link: Link
     }
 }
 
+/// "Is there a request" for the sleeper: the next slot is published.
+fn has_request(rx: Option<&mut Consumer>) -> Result<bool, ConsumeError> {
+    match rx.map(|rx| rx.peek(1).map(|_| ())) {
+        Some(Ok(())) => Ok(true),
+        None | Some(Err(ConsumeError::Empty)) => Ok(false),
+        Some(Err(e)) => Err(e),
+    }
+}
+
 /// Waits for the next request until the next heartbeat is due: spins in
 /// poll mode; in IPI mode announces the sleep and sleeps in `hlt` until
 /// kernel0's doorbell (mkipc's Sleeper).
-fn idle(ctl: &Control, me: u32, rx: &mut BlockingConsumer<IpiWaiter>, until: u64) {
+fn idle(ctl: &Control, me: u32, link: &mut Link) {
     if ctl.node(me, c::MODE).load(Ordering::Relaxed) == c::MODE_POLL {
         cpu::pause();
         return;
     }
+    let until = link.heart.next_due();
     let left = until.saturating_sub(cpu::rdtsc());
     let timeout = Duration::from_nanos(tsc::ns_from_cycles(left));
-    match rx.wait(timeout) {
+    let rx = &mut link.rx;
+    match link
+        .rx_sleep
+        .wait_until(|| has_request(rx.consumer()), timeout)
+    {
         // A broken ring is found again (and reported) by the next pop.
-        Ok(()) | Err(RecvError::TimedOut) | Err(RecvError::Consume(_)) => {}
-        Err(RecvError::Waiter(e)) => {
+        Ok(()) | Err(WaitError::TimedOut) | Err(WaitError::Check(_)) => {}
+        Err(WaitError::Waiter(e)) => {
             println!("waiting for kernel0's doorbell: {e}");
             wait::until(until, || false);
         }
     }
 }
 
-/// Pushes an answer and notifies kernel0 (the doorbell rings only if
-/// kernel0 announced a sleep), then publishes the doorbell counters.
-fn answer(node: &Node, link: &mut Link, seq: u64, val: u64) {
-    let resp = Response { seq, val };
-    match link.tx.push(&resp.encode()) {
-        Ok(()) => {}
-        Err(SendError::Produce(e)) => println!("response ring: {e}"),
-        Err(SendError::Doorbell(e)) => println!("doorbell to kernel0 failed: {e}"),
+/// Pushes a response and notifies kernel0 (the doorbell rings only if
+/// kernel0 announced a sleep); false when the ring refused it.
+fn respond(link: &mut Link, resp: Response) -> bool {
+    if let Err(e) = link.tx.send(&resp.encode()) {
+        println!("response ring: {e}");
+        return false;
     }
+    if let Err(e) = link.tx_bell.notify() {
+        println!("doorbell to kernel0 failed: {e}");
+    }
+    true
+}
+
+/// Pushes an answer and notifies kernel0, then publishes the doorbell
+/// counters.
+fn answer(node: &Node, link: &mut Link, seq: u64, val: u64) {
+    respond(link, Response { seq, val });
     publish_bells(node, link);
 }
 
-/// Publishes the doorbell counters of the response ring in the status page.
+/// Publishes the doorbell counters of the response ring and the fan-in
+/// lane in the status page.
 fn publish_bells(node: &Node, link: &Link) {
-    let s = link.tx.stats();
-    node.ctl
-        .node(node.me, c::RUNG)
-        .store(s.rung, Ordering::Relaxed);
-    node.ctl
-        .node(node.me, c::SUPPRESSED)
-        .store(s.suppressed, Ordering::Relaxed);
+    let word = |f| node.ctl.node(node.me, f);
+    let s = link.tx_bell.stats();
+    word(c::RUNG).store(s.rung, Ordering::Relaxed);
+    word(c::SUPPRESSED).store(s.suppressed, Ordering::Relaxed);
+    let s = link.fanin_bell.stats();
+    word(c::FANIN_RUNG).store(s.rung, Ordering::Relaxed);
+    word(c::FANIN_SUPPRESSED).store(s.suppressed, Ordering::Relaxed);
 }
 
 fn handle(node: &Node, link: &mut Link, req: Request) {
@@ -206,14 +482,14 @@ fn handle(node: &Node, link: &mut Link, req: Request) {
                 seq: req.seq,
                 val: req.arg,
             };
-            let pushed = link.tx.push(&ack.encode()).is_ok();
+            let pushed = respond(link, ack);
             publish_bells(node, link);
             if pushed {
                 floor(ctl, me, req.arg);
             }
         }
         OP_BULK => {
-            let val = crate::bulk::send(node.ctl, me, &mut link.pool, req.arg);
+            let val = crate::bulk::send(&mut link.heart, &mut link.pool, req.arg);
             answer(node, link, req.seq, val)
         }
         OP_FANIN => fan_in(node, link, req.arg),
@@ -232,9 +508,10 @@ fn handle(node: &Node, link: &mut Link, req: Request) {
 const FANIN_FULL_TIMEOUT_US: u64 = 500_000;
 
 /// Pushes `count` sequenced messages into this node's fan-in lane, waiting
-/// (bounded, heartbeat going) while the lane is full.
+/// (bounded, heartbeat going) while the lane is full. After each push it
+/// notifies kernel0 under the need-wakeup protocol: the doorbell rings only
+/// when kernel0 announced a sleep on the channel, once per sleep.
 fn fan_in(node: &Node, link: &mut Link, count: u64) {
-    let mut next_beat = 0;
     let epoch = link.fanin.epoch();
     for _ in 0..count {
         let msg = FanIn::new(u64::from(node.me), epoch, link.fanin_seq).encode();
@@ -243,17 +520,22 @@ fn fan_in(node: &Node, link: &mut Link, count: u64) {
             match link.fanin.push(&msg) {
                 Ok(()) => break,
                 Err(mkipc::spsc::ProduceError::Full) if !tsc::passed(deadline) => {
-                    next_beat = beat_if_due(node.ctl, node.me, next_beat);
+                    link.heart.beat_if_due();
                     cpu::pause();
                 }
                 Err(e) => {
                     println!("fan-in lane: {e}; burst abandoned");
+                    publish_bells(node, link);
                     return;
                 }
             }
         }
+        if let Err(e) = link.fanin_bell.notify() {
+            println!("fan-in doorbell to kernel0 failed: {e}");
+        }
         link.fanin_seq += 1;
     }
+    publish_bells(node, link);
 }
 
 /// Echoes `rounds` rounds of the raw one-word ping-pong (see kernel0's
