@@ -1,6 +1,6 @@
 //! Criterion: cross-process round trip of the cache-line floor, mkipc SPSC (polling,
 //! and blocking with the futex and the eventfd doorbell), against the eventfd
-//! ping-pong, the client pinned here and the server process (the `ringbench` binary
+//! ping-pong and iceoryx2, the client pinned here and the server process (the `ringbench` binary
 //! re-executed with `--serve`) on the other core, timed with `iter_custom` against
 //! the persistent server.
 
@@ -21,6 +21,7 @@ fn round_trip(c: &mut Criterion) {
         "mkipc-spsc-futex/xp",
         "mkipc-spsc-eventfd/xp",
         "mkipc-spsc-futex-spin/xp",
+        "iceoryx2/xp",
     ] {
         let contender = find(name).expect("a cross-process contender");
         let mut running =

@@ -118,6 +118,7 @@ fn serve_rejects_bad_arguments_with_the_problem_named() {
         ("mkipc-spsc-futex", "shared memory file"),
         ("mkipc-spsc-eventfd", "shared memory file"),
         ("mkipc-spsc-futex-spin", "shared memory file"),
+        ("iceoryx2", "a pipe"),
     ] {
         let msg = err(&[name]);
         assert!(

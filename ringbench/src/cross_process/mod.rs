@@ -21,6 +21,7 @@ use crate::harness::Cpus;
 mod doorbell;
 mod eventfd;
 mod floor;
+mod iceoryx2;
 mod process;
 pub mod run;
 pub mod serve;
@@ -81,6 +82,8 @@ pub enum XpError {
     Pop(ConsumeError),
     /// Setting up, ringing or sleeping on a doorbell failed (what, and why).
     Doorbell(String),
+    /// An iceoryx2 node, service, port or transfer failed (what, and why).
+    Iceoryx(String),
     /// An echo came back with other contents than the request.
     WrongEcho {
         /// The round trip's sequence number.
@@ -117,6 +120,7 @@ impl fmt::Display for XpError {
             XpError::Push(e) => write!(f, "request ring: {e}"),
             XpError::Pop(e) => write!(f, "reply ring: {e}"),
             XpError::Doorbell(e) => write!(f, "doorbell: {e}"),
+            XpError::Iceoryx(e) => write!(f, "iceoryx2: {e}"),
             XpError::WrongEcho { seq } => write!(f, "the echo of message {seq} came back wrong"),
             XpError::RoundTrip { seq, cause, server } => {
                 write!(f, "round trip {seq} failed ({cause}); {server}")
@@ -395,6 +399,12 @@ pub static XP_ALL: &[XpContender] = &[
         server: "mkipc-spsc-futex-spin",
         start: doorbell::start_futex_spin,
         serve: doorbell::serve_futex_spin,
+    },
+    XpContender {
+        name: "iceoryx2/xp",
+        server: "iceoryx2",
+        start: iceoryx2::start,
+        serve: iceoryx2::serve,
     },
 ];
 
