@@ -8,6 +8,9 @@
 //! return is explored, including the store-buffering outcome the two SeqCst
 //! fences exist to forbid (removing either fence makes these models fail).
 //!
+//! A second model waiter works like an eventfd (a counter kept until read, no
+//! snapshot, no drain before the re-check), so stale rings meet later sleeps.
+//!
 //! The protocol ([`Sleeper`], [`Notifier`]) only sees "is there work" and the
 //! `need_wakeup` word, so this proof covers any ring that supplies those two; the
 //! SPSC ring is modelled here.
@@ -155,5 +158,83 @@ fn generic_work_predicate_no_lost_wake_up() {
             )
             .unwrap();
         sender.join().unwrap();
+    });
+}
+
+/// An eventfd in miniature: a ring adds to a counter that stays set until the
+/// waiter reads it; the waiter re-checks first (no snapshot, no drain before it,
+/// as `mkipc_sys::linux::EventFd` does), then blocks until the counter is non-zero
+/// and resets it. Stale rings end a sleep early (a spurious wake-up); none may be
+/// lost.
+#[derive(Clone)]
+struct CounterBell {
+    park: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl Doorbell for CounterBell {
+    type Error = std::convert::Infallible;
+
+    fn ring(&self) -> Result<(), Self::Error> {
+        // The mutex is the eventfd's lock: release here, acquire in the reader.
+        *self.park.0.lock().unwrap() += 1;
+        self.park.1.notify_all();
+        Ok(())
+    }
+}
+
+impl Waiter for CounterBell {
+    type Error = std::convert::Infallible;
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn wait_unless<F: FnMut() -> bool>(
+        &self,
+        mut ready: F,
+        _timeout: Duration,
+    ) -> Result<Wake, Self::Error> {
+        if ready() {
+            return Ok(Wake::Ready);
+        }
+        let mut count = self.park.0.lock().unwrap();
+        while *count == 0 {
+            count = self.park.1.wait(count).unwrap();
+        }
+        *count = 0;
+        Ok(Wake::Rung)
+    }
+}
+
+/// The SPSC model of [`spsc_no_lost_wake_up`] with the counter (eventfd) waiter:
+/// three messages, so that a ring left over from a re-check that found work meets
+/// a later sleep.
+#[test]
+fn spsc_counter_waiter_no_lost_wake_up() {
+    loom::model(|| {
+        // Room for all three messages: the producer never waits for a slot.
+        let geometry = Geometry::new(4, 8).compact();
+        let region = Region::new_heap(geometry.ring_size().unwrap());
+        RingLayout::create(&region, 0, geometry).unwrap();
+        let bell = CounterBell {
+            park: Arc::new((Mutex::new(0), Condvar::new())),
+        };
+        let mut tx = NotifyingProducer::attach(region.clone(), 0, bell.clone()).unwrap();
+        let mut rx =
+            BlockingConsumer::attach(region, 0, bell, SpinPolicy::sleep_at_once()).unwrap();
+        let producer = thread::spawn(move || {
+            for i in 1..=3u8 {
+                tx.push(&[i; 8]).unwrap();
+            }
+            tx.stats()
+        });
+        let mut buf = [0u8; 8];
+        for i in 1..=3u8 {
+            assert_eq!(rx.recv(&mut buf, FOREVER).unwrap(), 8);
+            assert_eq!(buf, [i; 8]);
+        }
+        let sent = producer.join().unwrap();
+        assert_eq!(sent.rung + sent.suppressed, 3);
+        assert_eq!(rx.stats().timeouts, 0);
     });
 }

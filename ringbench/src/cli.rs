@@ -6,8 +6,9 @@ use std::path::PathBuf;
 pub const USAGE: &str = "usage: ringbench [--quick] [--reps N] [--only NAME,...] [--json PATH] [--plot PATH.svg] [--cross-process]
   --cross-process: each server runs in a separate process (this binary re-executed,
   pinned to the other CPU); the table, JSON and plot then hold only the cross-process
-  contenders (floor/xp, mkipc-spsc/xp, eventfd/xp, pipe/xp, uds/xp), with ratios to
-  floor/xp of the same run; --only takes their names with or without /xp.";
+  contenders (floor/xp, mkipc-spsc/xp, eventfd/xp, pipe/xp, uds/xp,
+  mkipc-spsc-futex/xp, mkipc-spsc-eventfd/xp, mkipc-spsc-futex-spin/xp, iceoryx2/xp),
+  with ratios to floor/xp of the same run; --only takes their names with or without /xp.";
 
 /// What to run and where to write it.
 #[derive(Debug, Clone, PartialEq)]

@@ -75,8 +75,14 @@ impl Report {
 
     /// The report as a text table.
     pub fn table(&self) -> String {
+        // Wide enough for the longest name (`mkipc-spsc-futex-spin/xp`).
+        let w = self
+            .results
+            .iter()
+            .map(|e| e.name.len())
+            .fold(21, usize::max);
         let mut out = format!(
-            "{:<21} {:>9} {:>9} {:>10} {:>8} {:>13}\n",
+            "{:<w$} {:>9} {:>9} {:>10} {:>8} {:>13}\n",
             "contender", "p50 ns", "p99 ns", "p99.9 ns", "x floor", "msgs/s"
         );
         for e in &self.results {
@@ -84,7 +90,7 @@ impl Report {
                 .throughput_msgs_per_s
                 .map_or_else(|| "-".to_string(), |t| format!("{:.3e}", t));
             out.push_str(&format!(
-                "{:<21} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>13}\n",
+                "{:<w$} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>13}\n",
                 e.name, e.rtt_p50_ns, e.rtt_p99_ns, e.rtt_p999_ns, e.ratio_to_floor, tput
             ));
         }

@@ -115,6 +115,10 @@ fn serve_rejects_bad_arguments_with_the_problem_named() {
         ("eventfd", "shared memory file"),
         ("pipe", "a pipe"),
         ("uds", "a Unix socket"),
+        ("mkipc-spsc-futex", "shared memory file"),
+        ("mkipc-spsc-eventfd", "shared memory file"),
+        ("mkipc-spsc-futex-spin", "shared memory file"),
+        ("iceoryx2", "a pipe"),
     ] {
         let msg = err(&[name]);
         assert!(
@@ -142,6 +146,42 @@ fn a_server_handed_no_ring_fails_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("cannot attach the request ring"), "{msg}");
+}
+
+/// A zero-filled unlinked file of `len` bytes, as a server's stdin.
+fn zero_file(len: usize) -> std::fs::File {
+    let path = std::env::temp_dir().join(format!("ringbench-xp-test-{}-{len}", std::process::id()));
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(&vec![0u8; len]).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    file
+}
+
+#[test]
+fn a_doorbell_server_checks_its_eventfds_and_its_rings() {
+    // The eventfd doorbells must arrive as fd 1 and fd 3: /dev/null is refused.
+    let out = serve(&["mkipc-spsc-eventfd"], Stdio::from(zero_file(8192)));
+    let msg = usage_error(&out);
+    assert!(
+        msg.contains("fd 1 must be an eventfd") && msg.contains("request eventfd"),
+        "{msg}"
+    );
+    // The futex words lie in the mapping, but the rings are zeroes: refused like
+    // a hostile peer's.
+    let out = serve(&["mkipc-spsc-futex"], Stdio::from(zero_file(1 << 16)));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("cannot attach the request ring"), "{msg}");
+    // Too short for the futex words: the word is named.
+    let out = serve(&["mkipc-spsc-futex"], Stdio::from(zero_file(64)));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("futex"), "{msg}");
 }
 
 #[test]

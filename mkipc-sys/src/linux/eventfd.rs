@@ -2,7 +2,7 @@
 //! passed over a Unix socket), pollable by epoll users through [`AsFd`].
 //!
 //! The counter keeps a ring until it is read, so the waiter needs no snapshot: it
-//! drains stale rings first, re-checks, then polls the fd.
+//! re-checks, polls the fd, and drains the counter after a wake-up.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -146,10 +146,12 @@ impl Waiter for EventFd {
     }
 
     fn wait_unless<F: FnMut() -> bool>(&self, mut ready: F, timeout: Duration) -> io::Result<Wake> {
-        // Rings from before this point answer publications the re-check below
-        // sees (the eventfd write/read pair orders them), so drop them: fewer
-        // spurious wake-ups. Rings after it stay in the counter.
-        self.drain()?;
+        // No snapshot: a ring stays in the counter until read, so one landing
+        // after the re-check below ends the poll at once. Nor a drain first: a
+        // stale ring (one whose message an earlier re-check already found) also
+        // ends the poll at once, which costs the caller one spurious wake-up; a
+        // drain here would cost a system call on every sleep instead, and stale
+        // rings are rare (the sender rings once per announced sleep).
         if ready() {
             return Ok(Wake::Ready);
         }

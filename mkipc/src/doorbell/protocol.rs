@@ -294,10 +294,10 @@ impl<W: Waiter> Sleeper<W> {
             core::hint::spin_loop();
         }
         self.stats.spins += u64::from(self.policy.spins);
+        // One clock read per wait, and one more per sleep that ends without work.
         let start = self.waiter.now();
+        let mut remaining = timeout;
         loop {
-            let elapsed = self.waiter.now().saturating_sub(start);
-            let remaining = timeout.saturating_sub(elapsed);
             if remaining.is_zero() {
                 if has_work().map_err(WaitError::Check)? {
                     return Ok(());
@@ -336,6 +336,8 @@ impl<W: Waiter> Sleeper<W> {
                     if wake == Wake::Rung {
                         self.stats.spurious += 1;
                     }
+                    let elapsed = self.waiter.now().saturating_sub(start);
+                    remaining = timeout.saturating_sub(elapsed);
                     // A timeout loops back to the check at the top.
                 }
             }

@@ -17,8 +17,8 @@ use iceoryx2::service::port_factory::publish_subscribe::PortFactory as PubSub;
 use super::{STOP, Small, check, is_stop, message};
 use crate::harness::{Client, Server};
 
-type Pub = Publisher<ipc::Service, Small, ()>;
-type Sub = Subscriber<ipc::Service, Small, ()>;
+pub(crate) type Pub = Publisher<ipc::Service, Small, ()>;
+pub(crate) type Sub = Subscriber<ipc::Service, Small, ()>;
 
 /// Publishes requests, polls for replies.
 pub struct IceoryxClient {
@@ -39,39 +39,49 @@ pub struct IceoryxServer {
 
 /// Service names unique to one pair (process id and a counter).
 #[derive(Clone)]
-struct Names {
-    req: String,
-    rep: String,
+pub(crate) struct Names {
+    pub(crate) req: String,
+    pub(crate) rep: String,
 }
 
-fn quiet() {
+pub(crate) fn quiet() {
     static ONCE: Once = Once::new();
     // iceoryx2 warns on stderr that it runs without a config file; defaults are
     // what we want.
     ONCE.call_once(|| set_log_level(LogLevel::Error));
 }
 
-struct Endpoint {
-    node: Node<ipc::Service>,
-    req: PubSub<ipc::Service, Small, ()>,
-    rep: PubSub<ipc::Service, Small, ()>,
+/// A node and the two services of one pair.
+pub(crate) struct Endpoint {
+    pub(crate) node: Node<ipc::Service>,
+    pub(crate) req: PubSub<ipc::Service, Small, ()>,
+    pub(crate) rep: PubSub<ipc::Service, Small, ()>,
 }
 
+/// Opens (or creates) a node and the services called `names` (panics on failure,
+/// for the in-process harness; the cross-process mode uses [`try_open`]).
 fn open(names: &Names) -> Endpoint {
+    try_open(names).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Opens (or creates) a node and the services called `names`.
+pub(crate) fn try_open(names: &Names) -> Result<Endpoint, String> {
     quiet();
     let node = NodeBuilder::new()
         .create::<ipc::Service>()
-        .expect("iceoryx2 node");
+        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))?;
     let service = |name: &str| {
-        let name: ServiceName = name.try_into().expect("valid service name");
-        node.service_builder(&name)
+        let service: ServiceName = name
+            .try_into()
+            .map_err(|e| format!("`{name}` is no iceoryx2 service name: {e:?}"))?;
+        node.service_builder(&service)
             .publish_subscribe::<Small>()
             .open_or_create()
-            .expect("iceoryx2 publish-subscribe service")
+            .map_err(|e| format!("cannot open the iceoryx2 service `{name}`: {e:?}"))
     };
-    let req = service(&names.req);
-    let rep = service(&names.rep);
-    Endpoint { node, req, rep }
+    let req = service(&names.req)?;
+    let rep = service(&names.rep)?;
+    Ok(Endpoint { node, req, rep })
 }
 
 /// A connected echo pair; the client's ports exist on return, the server's once

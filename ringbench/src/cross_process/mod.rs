@@ -18,8 +18,10 @@ use crate::clock::Clock;
 use crate::contenders::{SMALL, message};
 use crate::harness::Cpus;
 
+mod doorbell;
 mod eventfd;
 mod floor;
+mod iceoryx2;
 mod process;
 pub mod run;
 pub mod serve;
@@ -78,6 +80,10 @@ pub enum XpError {
     Push(ProduceError),
     /// Popping an echo failed other than by an empty ring.
     Pop(ConsumeError),
+    /// Setting up, ringing or sleeping on a doorbell failed (what, and why).
+    Doorbell(String),
+    /// An iceoryx2 node, service, port or transfer failed (what, and why).
+    Iceoryx(String),
     /// An echo came back with other contents than the request.
     WrongEcho {
         /// The round trip's sequence number.
@@ -113,6 +119,8 @@ impl fmt::Display for XpError {
             XpError::Attach(e) => write!(f, "cannot attach the ring: {e}"),
             XpError::Push(e) => write!(f, "request ring: {e}"),
             XpError::Pop(e) => write!(f, "reply ring: {e}"),
+            XpError::Doorbell(e) => write!(f, "doorbell: {e}"),
+            XpError::Iceoryx(e) => write!(f, "iceoryx2: {e}"),
             XpError::WrongEcho { seq } => write!(f, "the echo of message {seq} came back wrong"),
             XpError::RoundTrip { seq, cause, server } => {
                 write!(f, "round trip {seq} failed ({cause}); {server}")
@@ -373,6 +381,30 @@ pub static XP_ALL: &[XpContender] = &[
         server: "uds",
         start: stream::start_uds,
         serve: stream::serve_uds,
+    },
+    XpContender {
+        name: "mkipc-spsc-futex/xp",
+        server: "mkipc-spsc-futex",
+        start: doorbell::start_futex,
+        serve: doorbell::serve_futex,
+    },
+    XpContender {
+        name: "mkipc-spsc-eventfd/xp",
+        server: "mkipc-spsc-eventfd",
+        start: doorbell::start_eventfd,
+        serve: doorbell::serve_eventfd,
+    },
+    XpContender {
+        name: "mkipc-spsc-futex-spin/xp",
+        server: "mkipc-spsc-futex-spin",
+        start: doorbell::start_futex_spin,
+        serve: doorbell::serve_futex_spin,
+    },
+    XpContender {
+        name: "iceoryx2/xp",
+        server: "iceoryx2",
+        start: iceoryx2::start,
+        serve: iceoryx2::serve,
     },
 ];
 

@@ -72,7 +72,7 @@ pub fn measure(
     for rep in 0..opts.reps {
         for (i, c) in contenders.iter().enumerate() {
             eprint!(
-                "\r[{:>5.1}s] rep {}/{}: {:<22}",
+                "\r[{:>5.1}s] rep {}/{}: {:<24}",
                 t0.elapsed().as_secs_f64(),
                 rep + 1,
                 opts.reps,

@@ -151,6 +151,14 @@ static PARENT: AtomicI32 = AtomicI32::new(0);
 /// Spins between two checks that the parent still lives.
 const PARENT_CHECK_EVERY: u32 = 1 << 20;
 
+/// Whether the process that started this server is still its parent (a server
+/// whose parent died is re-parented).
+pub(super) fn parent_alive() -> bool {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    parent == PARENT.load(Ordering::Relaxed)
+}
+
 /// Spins until `poll` yields. The wait is bounded by the parent's life: the parent
 /// kills a server that stops answering, and a server whose parent is gone gives up.
 #[inline(always)]
@@ -163,14 +171,10 @@ pub(super) fn spin_until<T>(
             return Ok(v);
         }
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(PARENT_CHECK_EVERY) {
-            // SAFETY: getppid has no preconditions.
-            let parent = unsafe { libc::getppid() };
-            if parent != PARENT.load(Ordering::Relaxed) {
-                return Err(ServeError::Failed(
-                    "the client process is gone; giving up".into(),
-                ));
-            }
+        if spins.is_multiple_of(PARENT_CHECK_EVERY) && !parent_alive() {
+            return Err(ServeError::Failed(
+                "the client process is gone; giving up".into(),
+            ));
         }
         std::hint::spin_loop();
     }
