@@ -2,14 +2,11 @@
 //!
 //! This module is the only place in the core that touches raw pointers. Its rules:
 //!
-//! * The region is an array of 8-byte words, and every access is an atomic
-//!   access to one whole word, with one exception: [`Region::copy_in`] stores
-//!   whole 64-byte blocks of payload with a single volatile store (wide stores
-//!   for streaming producers). A peer writing concurrently therefore never causes
-//!   a data race on a load, and on a store can only leave the stored bytes
-//!   inconsistent, which their reader validates.
+//! * The region is an array of 8-byte words, and **every** access is an atomic
+//!   access to one whole word. Concurrent writes by a peer are therefore never a
+//!   data race in Rust's memory model, whatever the peer does.
 //! * No `&u8`, `&[u8]`, `&mut [u8]` or `&T` to plain data in the region is ever
-//!   formed; payload bytes are copied in and out by value.
+//!   formed; payload bytes are copied in and out word by word.
 //! * Every access is bounds-checked against the region length and returns an
 //!   [`AccessError`] instead of touching memory outside it.
 //! * Words are little-endian in memory on every host (the region is a wire format).
@@ -24,9 +21,6 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Size of one region word in bytes: the unit of every shared access.
 pub const WORD: usize = 8;
-
-/// Bytes [`Region::copy_in`] stores at once (one cache line).
-const BLOCK: usize = 64;
 
 /// A shared-memory region: a bounds-checked window of atomic words.
 ///
@@ -320,8 +314,7 @@ impl Region {
 
     /// Copies `src` into the region at `offset`.
     ///
-    /// Whole 64-byte blocks are stored with one volatile store each, remaining whole
-    /// words with `Relaxed` atomic stores; a partial word at either end
+    /// Whole words are stored with `Relaxed` ordering; a partial word at either end
     /// is read, merged and written back, so the caller must own every byte of those
     /// edge words (true for the sections an endpoint writes). The caller publishes
     /// the bytes with a later release store.
@@ -336,12 +329,7 @@ impl Region {
             copy_bytes(&mut bytes[skip..], head);
             self.store_in_range(offset - skip, u64::from_le_bytes(bytes));
         }
-        let mut start = offset + head.len();
-        let (blocks, body) = body.as_chunks::<BLOCK>();
-        for block in blocks {
-            self.store_block(start, block);
-            start += BLOCK;
-        }
+        let start = offset + head.len();
         let (words, tail) = body.as_chunks::<WORD>();
         for (word, shared) in words.iter().zip(self.words_in_range(start, words.len())) {
             shared.store(u64::from_le_bytes(*word).to_le(), Ordering::Relaxed);
@@ -419,41 +407,6 @@ impl Region {
         // pass an 8-aligned `offset` with `offset + count * 8` inside a range they
         // checked, and a slice of atomics is sound under concurrent atomic writes.
         unsafe { core::slice::from_raw_parts(self.base.as_ptr().add(offset / WORD), count) }
-    }
-
-    /// Stores one 64-byte block at the 8-aligned `offset`, inside a checked range.
-    ///
-    /// A single volatile store of the whole block lets the compiler use wide
-    /// (16-byte) stores: a streaming producer then needs a quarter of the store
-    /// buffer entries, which is what bounds it while its cache lines are still
-    /// on their way back from the consumer.
-    #[cfg(not(loom))]
-    #[inline(always)]
-    fn store_block(&self, offset: usize, block: &[u8; BLOCK]) {
-        debug_assert!(offset.is_multiple_of(WORD) && offset + BLOCK <= self.len);
-        // SAFETY: the caller checked `offset..offset + BLOCK` against the region,
-        // so the block lies inside the memory the constructor keeps alive, and
-        // `[u8; 64]` needs no alignment. Memory a peer can write is outside Rust's
-        // abstract machine: a volatile store is performed exactly as written and
-        // never assumed to be the only access, so a peer writing the same bytes
-        // can only leave them inconsistent, which every reader validates. Within
-        // one process the ring protocols order these stores before the Release
-        // store that publishes them, so well-behaved endpoints never race on them.
-        unsafe {
-            let dst = self.base.as_ptr().add(offset / WORD).cast::<[u8; BLOCK]>();
-            core::ptr::write_volatile(dst, *block);
-        }
-    }
-
-    /// Under loom the region's words are model objects, not plain memory: store
-    /// the block word by word.
-    #[cfg(loom)]
-    #[inline(always)]
-    fn store_block(&self, offset: usize, block: &[u8; BLOCK]) {
-        let (words, _) = block.as_chunks::<WORD>();
-        for (word, shared) in words.iter().zip(self.words_in_range(offset, BLOCK / WORD)) {
-            shared.store(u64::from_le_bytes(*word).to_le(), Ordering::Relaxed);
-        }
     }
 
     #[inline(always)]
@@ -598,9 +551,9 @@ mod tests {
     }
 
     #[test]
-    fn block_copies_round_trip_at_every_alignment() {
-        // Lengths around the 64-byte block size, at offsets that put partial words
-        // before and after the blocks; the canary around the copy must survive.
+    fn copies_round_trip_at_every_alignment() {
+        // Lengths around a cache line, at offsets that put partial words before
+        // and after the whole ones; the canary around the copy must survive.
         let r = Region::new_heap(512);
         for offset in [0, 3, 8, 61] {
             for len in [63, 64, 65, 72, 130, 200] {
