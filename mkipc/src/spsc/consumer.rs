@@ -4,7 +4,7 @@ use core::fmt;
 
 use super::ring::{RingError, RingLayout};
 use crate::fault::{Fault, FaultLatch};
-use crate::shm::Region;
+use crate::shm::{Region, WORD};
 use crate::sync::Ordering;
 
 /// Why the consumer could not receive.
@@ -300,6 +300,17 @@ impl SlotView<'_> {
         }
         self.region
             .copy_out(self.payload + offset, dst)
+            .map_err(|e| ConsumeError::Broken(e.into()))
+    }
+
+    /// Folds `f` over the message's words in place, each loaded once (`len`
+    /// rounded up to whole words; bytes past `len` in the last word are whatever
+    /// the slot holds). Nothing is copied: validate what `f` computes.
+    #[inline]
+    pub fn fold_words<A>(&self, init: A, f: impl FnMut(A, u64) -> A) -> Result<A, ConsumeError> {
+        // Relaxed loads: ordered by the Acquire tag load in `Consumer::peek`.
+        self.region
+            .fold_words(self.payload, self.len.div_ceil(WORD), init, f)
             .map_err(|e| ConsumeError::Broken(e.into()))
     }
 

@@ -5,7 +5,7 @@ use core::fmt;
 use super::ring::{RingError, RingLayout};
 use crate::fault::{Fault, FaultLatch};
 use crate::layout::{SLOT_HEADER, STAMP_BITS};
-use crate::shm::Region;
+use crate::shm::{Region, WORD};
 use crate::sync::Ordering;
 
 /// Why the producer could not send.
@@ -336,6 +336,28 @@ impl SlotWriter<'_> {
         self.region
             .copy_in(self.payload + offset, bytes)
             .map_err(|e| ProduceError::Broken(e.into()))
+    }
+
+    /// Builds the message in place: writes `f(i)` into each of the first `words`
+    /// 8-byte words (little-endian) and sets the length to `words * 8`.
+    #[inline]
+    pub fn fill_words(
+        &self,
+        words: usize,
+        f: impl FnMut(usize) -> u64,
+    ) -> Result<(), ProduceError> {
+        let len = words.saturating_mul(WORD);
+        if len > self.capacity {
+            return Err(ProduceError::TooLarge {
+                len,
+                capacity: self.capacity,
+            });
+        }
+        // Relaxed: published by the Release tag store in `Reservation::commit`.
+        self.region
+            .store_words(self.payload, words, f)
+            .map_err(|e| ProduceError::Broken(e.into()))?;
+        self.set_len(len)
     }
 
     /// Sets the message length (for messages built with [`SlotWriter::write_at`]).

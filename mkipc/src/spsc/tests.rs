@@ -124,6 +124,38 @@ fn in_place_writes_and_partial_reads() {
 }
 
 #[test]
+fn messages_built_and_checked_word_by_word_in_place() {
+    let (_r, mut tx, mut rx) = ring(4, 40);
+    let r = tx.reserve(2).unwrap();
+    r.slot(0).fill_words(5, |i| 100 + i as u64).unwrap();
+    // Six words do not fit 40 bytes: refused, nothing written.
+    assert!(matches!(
+        r.slot(1).fill_words(6, |_| 0),
+        Err(ProduceError::TooLarge {
+            len: 48,
+            capacity: 40
+        })
+    ));
+    r.slot(1).write(b"abc").unwrap();
+    assert_eq!(r.commit(2), 2);
+    let mut batch = rx.peek(2).unwrap();
+    let view = batch.get(0).unwrap();
+    assert_eq!(view.len(), 40);
+    let words = view.fold_words(0u64, |n, w| {
+        assert_eq!(w, 100 + n);
+        n + 1
+    });
+    assert_eq!(words, Ok(5));
+    let mut buf = [0u8; 40];
+    assert_eq!(&view.copy_to(&mut buf).unwrap()[..8], &100u64.to_le_bytes());
+    // A 3-byte message folds over its one (partly filled) word.
+    let short = batch.get(1).unwrap();
+    let first = short.fold_words(0u64, |_, w| w).unwrap();
+    assert_eq!(&first.to_le_bytes()[..3], b"abc");
+    batch.release(2);
+}
+
+#[test]
 fn endpoints_reattach_where_they_left_off() {
     let (region, mut tx, mut rx) = ring(4, 8);
     for i in 0..6u8 {

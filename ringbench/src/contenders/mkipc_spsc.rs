@@ -5,7 +5,7 @@ use mkipc::Region;
 use mkipc::spsc::{self, ConsumeError, Consumer, Geometry, ProduceError, Producer};
 
 use super::echo::{ByteEnds, EchoClient, EchoServer};
-use super::{BATCH, LARGE, Large, STREAM_CAPACITY, check_large, message};
+use super::{BATCH, LARGE, STREAM_CAPACITY};
 use crate::harness::{Receiver, Sender};
 
 /// 56 payload bytes: with the 8-byte slot tag, one 64-byte line per message.
@@ -66,10 +66,12 @@ impl ByteEnds for SpscEnds {
 /// 1.1 cache lines per message.
 const STREAM_GEOMETRY: Geometry = Geometry::new(STREAM_CAPACITY as u32, LARGE as u32).dense();
 
-/// Writes batches of messages in place and commits each batch with one stamp pass.
+/// Builds batches of messages word by word in their slots (as rtrb's chunks are
+/// filled in place) and commits each batch with one stamp pass.
 pub struct SpscSender(Producer);
 
-/// Reads batches of messages in place and releases each batch at once.
+/// Checks batches of messages word by word in their slots, without copying, and
+/// releases each batch at once.
 pub struct SpscReceiver(Consumer);
 
 /// A connected stream pair over a fresh heap region.
@@ -95,8 +97,11 @@ impl Sender for SpscSender {
             };
             let len = batch.len();
             for i in 0..len {
-                let msg: Large = message(seq + i as u64);
-                batch.slot(i).write(&msg).expect("message fits its slot");
+                let value = seq + i as u64;
+                batch
+                    .slot(i)
+                    .fill_words(LARGE / 8, |_| value)
+                    .expect("message fits its slot");
             }
             assert_eq!(batch.commit(len), len, "mkipc commit");
             seq += len as u64;
@@ -108,7 +113,6 @@ impl Receiver for SpscReceiver {
     fn receive(&mut self, first: u64, n: u64) {
         let end = first + n;
         let mut seq = first;
-        let mut buf = [0u8; LARGE];
         while seq < end {
             let want = (end - seq).min(BATCH as u64) as usize;
             let mut batch = match self.0.peek(want) {
@@ -122,9 +126,14 @@ impl Receiver for SpscReceiver {
             let len = batch.len();
             for i in 0..len {
                 let view = batch.get(i).expect("published message");
-                check_large(
-                    view.copy_to(&mut buf).expect("message fits"),
-                    seq + i as u64,
+                let value = seq + i as u64;
+                let whole = view.len() == LARGE
+                    && view
+                        .fold_words(true, |ok, word| ok & (word == value))
+                        .expect("message in its slot");
+                assert!(
+                    whole,
+                    "streamed message {value} arrived wrong or out of order"
                 );
             }
             batch.release(len);
