@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "mkipc.h"
 #include "wire.h"
 
@@ -27,28 +28,6 @@
 enum { STREAM_RING_C2R = 1, STREAM_RING_R2C = 2, STREAM_CHAN_C2R = 3, STREAM_CHAN_R2C = 4 };
 
 #define SECONDS 60
-
-static int failures;
-
-#define CHECK(expr)                                                                  \
-    do {                                                                             \
-        int32_t st_ = (expr);                                                        \
-        if (st_ != MKIPC_STATUS_OK) {                                                \
-            fprintf(stderr, "c: %s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr,  \
-                    st_, mkipc_status_str(st_));                                     \
-            exit(2);                                                                 \
-        }                                                                            \
-    } while (0)
-
-#define EXPECT(expr, want)                                                           \
-    do {                                                                             \
-        int32_t st_ = (expr);                                                        \
-        if (st_ != (want)) {                                                         \
-            fprintf(stderr, "c: %s:%d: %s -> %d (%s), expected %d\n", __FILE__,      \
-                    __LINE__, #expr, st_, mkipc_status_str(st_), (int)(want));       \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 static uint64_t now_ns(void *ctx) {
     (void)ctx;

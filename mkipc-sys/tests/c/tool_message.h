@@ -12,34 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "le_bytes.h"
+
 #define TOOL_MSG_MIN 16u
-
-static inline uint64_t tool_msg_fnv(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static inline void tool_msg_put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint64_t tool_msg_get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* Writes message `seq` of at most `max_len` (>= TOOL_MSG_MIN) bytes into `p`
    (`max_len` bytes long); returns its length. */
 static inline size_t tool_msg_encode(uint64_t seq, size_t max_len, uint8_t *p) {
     size_t body = (size_t)((seq * 13u) % (uint64_t)(max_len - TOOL_MSG_MIN + 1));
-    tool_msg_put64(p, seq);
+    le_put64(p, seq);
     for (size_t i = 0; i < body; i++) p[8 + i] = (uint8_t)((uint8_t)seq * 31u + (uint8_t)i);
-    tool_msg_put64(p + 8 + body, tool_msg_fnv(p, 8 + body));
+    le_put64(p + 8 + body, le_fnv(p, 8 + body));
     return TOOL_MSG_MIN + body;
 }
 
@@ -48,8 +31,8 @@ enum { TOOL_MSG_TOO_SHORT = 1, TOOL_MSG_WRONG_SEQUENCE = 2, TOOL_MSG_CHECKSUM = 
 /* 0 when `p` (n bytes) is intact message `expected`, else why not. */
 static inline int tool_msg_verify(uint64_t expected, const uint8_t *p, size_t n) {
     if (n < TOOL_MSG_MIN) return TOOL_MSG_TOO_SHORT;
-    if (tool_msg_get64(p) != expected) return TOOL_MSG_WRONG_SEQUENCE;
-    if (tool_msg_get64(p + n - 8) != tool_msg_fnv(p, n - 8)) return TOOL_MSG_CHECKSUM;
+    if (le_get64(p) != expected) return TOOL_MSG_WRONG_SEQUENCE;
+    if (le_get64(p + n - 8) != le_fnv(p, n - 8)) return TOOL_MSG_CHECKSUM;
     return 0;
 }
 

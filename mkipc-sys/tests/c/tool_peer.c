@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "mkipc.h"
 #include "tool_message.h"
 
@@ -37,28 +38,6 @@
 #else
 #define BEATING 1
 #endif
-
-static int failures;
-
-#define CHECK(expr)                                                                  \
-    do {                                                                             \
-        int32_t st_ = (expr);                                                        \
-        if (st_ != MKIPC_STATUS_OK) {                                                \
-            fprintf(stderr, "c: %s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr,  \
-                    st_, mkipc_status_str(st_));                                     \
-            exit(2);                                                                 \
-        }                                                                            \
-    } while (0)
-
-#define EXPECT(expr, want)                                                           \
-    do {                                                                             \
-        int32_t st_ = (expr);                                                        \
-        if (st_ != (want)) {                                                         \
-            fprintf(stderr, "c: %s:%d: %s -> %d (%s), expected %d\n", __FILE__,      \
-                    __LINE__, #expr, st_, mkipc_status_str(st_), (int)(want));       \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 static uint64_t now_ns(void) {
     struct timespec ts;

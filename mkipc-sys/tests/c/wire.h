@@ -13,36 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "le_bytes.h"
+
 #define WIRE_MIN 24u
-
-static inline uint64_t wire_fnv(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static inline void wire_put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void wire_put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint64_t wire_get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static inline uint32_t wire_get32(const uint8_t *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
 
 /* Length of message `seq` on a stream whose messages are at most `max` bytes. */
 static inline uint32_t wire_len(uint64_t seq, uint32_t max) {
@@ -52,21 +25,21 @@ static inline uint32_t wire_len(uint64_t seq, uint32_t max) {
 
 /* Writes message `seq` of `len` bytes (>= WIRE_MIN) into `p`. */
 static inline void wire_fill(uint8_t *p, uint64_t seq, uint32_t len, uint32_t stream) {
-    wire_put64(p, seq);
-    wire_put32(p + 8, len);
-    wire_put32(p + 12, stream);
+    le_put64(p, seq);
+    le_put32(p + 8, len);
+    le_put32(p + 12, stream);
     for (uint32_t i = 0; i < len - WIRE_MIN; i++)
         p[16 + i] = (uint8_t)(seq * 31u + i * 7u + stream);
-    wire_put64(p + len - 8, wire_fnv(p, len - 8));
+    le_put64(p + len - 8, le_fnv(p, len - 8));
 }
 
 /* 0 when `p` (n bytes) is message `seq` of `stream`, else a reason code. */
 static inline int wire_check(const uint8_t *p, size_t n, uint64_t seq, uint32_t stream) {
     if (n < WIRE_MIN) return 1;
-    if (wire_get64(p) != seq) return 2;
-    if (wire_get32(p + 8) != n) return 3;
-    if (wire_get32(p + 12) != stream) return 4;
-    if (wire_get64(p + n - 8) != wire_fnv(p, n - 8)) return 5;
+    if (le_get64(p) != seq) return 2;
+    if (le_get32(p + 8) != n) return 3;
+    if (le_get32(p + 12) != stream) return 4;
+    if (le_get64(p + n - 8) != le_fnv(p, n - 8)) return 5;
     for (size_t i = 0; i < n - WIRE_MIN; i++)
         if (p[16 + i] != (uint8_t)(seq * 31u + i * 7u + stream)) return 6;
     return 0;
