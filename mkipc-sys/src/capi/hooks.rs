@@ -127,35 +127,65 @@ impl MkipcHooks {
     }
 
     /// Runs `attempt` until it succeeds, fails with a status `retry` refuses,
-    /// or `timeout_ns` passes (0: one attempt). Bounded by the clock, and by
-    /// [`STALLED_CLOCK_POLLS`] when the clock stands still.
+    /// or `timeout_ns` passes (0: one attempt; out of time: `TIMED_OUT`).
+    /// Bounded by the clock, and by [`STALLED_CLOCK_POLLS`] when the clock
+    /// stands still.
     pub(crate) fn poll<T>(
         &self,
         timeout_ns: u64,
         retry: impl Fn(Status) -> bool,
-        mut attempt: impl FnMut() -> Result<T>,
+        attempt: impl FnMut() -> Result<T>,
     ) -> Result<T> {
+        self.poll_until(timeout_ns, retry, attempt)
+            .unwrap_or(Err(Status::TimedOut))
+    }
+
+    /// As [`MkipcHooks::poll`], but out of time it returns the status of the
+    /// last attempt (what the caller was still waiting for) instead of
+    /// `TIMED_OUT`.
+    pub(crate) fn poll_last<T>(
+        &self,
+        timeout_ns: u64,
+        retry: impl Fn(Status) -> bool,
+        attempt: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        self.poll_until(timeout_ns, retry, attempt)
+            .unwrap_or_else(Err)
+    }
+
+    /// The loop of [`MkipcHooks::poll`]: `Err(status)` when out of time, with
+    /// the status of the last attempt (one `retry` accepted).
+    fn poll_until<T>(
+        &self,
+        timeout_ns: u64,
+        retry: impl Fn(Status) -> bool,
+        mut attempt: impl FnMut() -> Result<T>,
+    ) -> core::result::Result<Result<T>, Status> {
         match attempt() {
             Err(s) if retry(s) && timeout_ns > 0 => {}
-            other => return other,
+            other => return Ok(other),
         }
-        let start = self.now().ok_or(Status::NoClock)?;
+        let Some(start) = self.now() else {
+            return Ok(Err(Status::NoClock));
+        };
         let deadline = start.saturating_add(timeout_ns);
         let (mut last, mut still) = (start, 0u32);
         loop {
             self.relax_until(deadline);
-            match attempt() {
-                Err(s) if retry(s) => {}
-                other => return other,
-            }
-            let now = self.now().ok_or(Status::NoClock)?;
+            let waiting = match attempt() {
+                Err(s) if retry(s) => s,
+                other => return Ok(other),
+            };
+            let Some(now) = self.now() else {
+                return Ok(Err(Status::NoClock));
+            };
             if now >= deadline {
-                return Err(Status::TimedOut);
+                return Err(waiting);
             }
             if now == last {
                 still += 1;
                 if still >= STALLED_CLOCK_POLLS {
-                    return Err(Status::NoClock);
+                    return Ok(Err(Status::NoClock));
                 }
             } else {
                 (last, still) = (now, 0);

@@ -10,7 +10,7 @@
 use core::ffi::c_char;
 
 use mkipc::doorbell::Notifier;
-use mkipc::handshake::{self, ConnectError, Hello, LinkStatus};
+use mkipc::handshake::{self, Hello, LinkStatus};
 use mkipc::spsc::{ConsumeError, Consumer, Geometry, ProduceError, Producer, RingLayout};
 use mkipc::{MessageType, Region};
 
@@ -382,7 +382,8 @@ pub unsafe extern "C" fn mkipc_producer_connect(
         // SAFETY: forwarded contract.
         let hello = unsafe { hello_for(&n.manifest, name, r#type, features)? };
         let hooks = n.hooks;
-        let sender = hooks.poll(
+        // Out of time, each wait reports what it was still waiting for.
+        let mut sender = hooks.poll_last(
             timeout_ns,
             |s| s == Status::ReclaimPending,
             || {
@@ -393,27 +394,17 @@ pub unsafe extern "C" fn mkipc_producer_connect(
                     hello,
                 )?)
             },
-        );
-        // Out of time while the consumer had not reclaimed: say so.
-        let mut sender = sender.map_err(|s| match s {
-            Status::TimedOut => Status::ReclaimPending,
-            other => other,
-        })?;
+        )?;
         if timeout_ns > 0 {
-            hooks
-                .poll(
-                    timeout_ns,
-                    |s| s == Status::PeerNotReady,
-                    || match sender.poll()? {
-                        LinkStatus::Connected(_) => Ok(()),
-                        LinkStatus::PeerClosed => Err(Status::Closed),
-                        LinkStatus::Pending => Err(Status::PeerNotReady),
-                    },
-                )
-                .map_err(|s| match s {
-                    Status::TimedOut => Status::PeerNotReady,
-                    other => other,
-                })?;
+            hooks.poll_last(
+                timeout_ns,
+                |s| s == Status::PeerNotReady,
+                || match sender.poll()? {
+                    LinkStatus::Connected(_) => Ok(()),
+                    LinkStatus::PeerClosed => Err(Status::Closed),
+                    LinkStatus::Pending => Err(Status::PeerNotReady),
+                },
+            )?;
         }
         let end = ProducerEnd::Connected {
             sender,
@@ -465,24 +456,15 @@ pub unsafe extern "C" fn mkipc_consumer_connect(
         let hello = unsafe { hello_for(&n.manifest, name, r#type, features)? };
         let hooks = n.hooks;
         let mut receiver = handshake::Receiver::open(&n.manifest, &n.node, name, hello)?;
-        let mut last = Status::PeerNotReady;
-        hooks
-            .poll(
-                timeout_ns,
-                |s| s == Status::PeerNotReady || s == Status::StaleEpoch,
-                || match receiver.try_accept() {
-                    Ok(_) => Ok(()),
-                    Err(e @ (ConnectError::NoOffer | ConnectError::StaleEpoch { .. })) => {
-                        last = e.into();
-                        Err(last)
-                    }
-                    Err(e) => Err(e.into()),
-                },
-            )
-            .map_err(|s| match s {
-                Status::TimedOut => last,
-                other => other,
-            })?;
+        // Out of time: no offer, or only a stale one, as the last look found.
+        hooks.poll_last(
+            timeout_ns,
+            |s| s == Status::PeerNotReady || s == Status::StaleEpoch,
+            || match receiver.try_accept() {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        )?;
         let end = ConsumerEnd::Connected(receiver);
         let handle = ConsumerHandle::new(n.manifest.region(), end, hooks)?;
         // SAFETY: valid storage by the contract.
