@@ -257,10 +257,8 @@ fn hold_lock(_n: &mut NodeHandle, _path: &str) -> Result<()> {
 pub unsafe extern "C" fn mkipc_node_close(node: *mut MkipcNode) -> i32 {
     guard(|| {
         // SAFETY: forwarded contract.
-        let n = unsafe { node_mut(node)? };
-        let stopped = n.node.clone().stop();
-        // SAFETY: forwarded contract; `n` is not used after this.
-        unsafe { handle::close::<_, NodeHandle>(node, NODE)? };
-        Ok(stopped?)
+        let n: NodeHandle = unsafe { handle::take(node, NODE)? };
+        // The rest of the handle (the lock file) goes after the stop is written.
+        Ok(n.node.stop()?)
     })
 }

@@ -551,14 +551,11 @@ pub unsafe extern "C" fn mkipc_producer_close(producer: *mut MkipcProducer) -> i
 pub unsafe extern "C" fn mkipc_consumer_close(consumer: *mut MkipcConsumer) -> i32 {
     guard(|| {
         // SAFETY: forwarded contract.
-        let c = unsafe { consumer_of(consumer)? };
-        let closed = match &mut c.end {
-            ConsumerEnd::Connected(r) => r.close().map_err(Status::from),
+        let c: ConsumerHandle = unsafe { handle::take(consumer, CONSUMER)? };
+        match c.end {
+            ConsumerEnd::Connected(mut r) => Ok(r.close()?),
             ConsumerEnd::Attached(_) => Ok(()),
-        };
-        // SAFETY: forwarded contract; `c` is not used after this.
-        unsafe { handle::close::<_, ConsumerHandle>(consumer, CONSUMER)? };
-        closed
+        }
     })
 }
 
