@@ -63,6 +63,16 @@ impl From<MkipcMessageType> for MessageType {
     }
 }
 
+impl From<MessageType> for MkipcMessageType {
+    fn from(t: MessageType) -> MkipcMessageType {
+        MkipcMessageType {
+            size: t.size,
+            align: t.align,
+            name_hash: t.name_hash,
+        }
+    }
+}
+
 /// Messages between the publish-side polls of the consumer's connect words.
 const POLL_EVERY: u32 = 256;
 
@@ -509,12 +519,7 @@ pub unsafe extern "C" fn mkipc_message_type_bytes(
         if out_type.is_null() {
             return Err(Status::Null);
         }
-        let t = MessageType::bytes(max_len);
-        let t = MkipcMessageType {
-            size: t.size,
-            align: t.align,
-            name_hash: t.name_hash,
-        };
+        let t = MkipcMessageType::from(MessageType::bytes(max_len));
         // SAFETY: non-null and writable by the contract.
         unsafe { put(out_type, t) };
         Ok(())
