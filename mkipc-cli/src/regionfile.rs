@@ -131,17 +131,6 @@ pub fn channel_names(manifest: &Manifest) -> String {
     }
 }
 
-/// The node named `name`.
-pub fn find_node(manifest: &Manifest, name: &str) -> Result<Option<NodeInfo>, ManifestError> {
-    for i in 0..manifest.node_count() {
-        let n = manifest.node(i)?;
-        if n.name.as_str() == name {
-            return Ok(Some(n));
-        }
-    }
-    Ok(None)
-}
-
 /// One end of one channel, mapped for its role.
 #[derive(Debug)]
 pub struct EndMapping {
@@ -238,7 +227,8 @@ fn locate(path: &Path, manifest: &Manifest, name: &str, role: Role) -> CliResult
         Role::Receiver => (consumer_node(name), producer_node(name)),
     };
     let node = |n: &str| -> CliResult<NodeInfo> {
-        find_node(manifest, n)
+        manifest
+            .find_node_named(n)
             .map_err(|e| manifest_failure(path, e))?
             .ok_or_else(|| {
                 Failure::usage(format!(

@@ -119,13 +119,8 @@ pub unsafe extern "C" fn mkipc_node_boot(
         // SAFETY: forwarded contract.
         let name = unsafe { c_str(name)? };
         boot(out, region, |m| {
-            for index in 0..m.node_count() {
-                let node = m.node(index)?;
-                if node.name.as_str() == name {
-                    return Ok(node.id);
-                }
-            }
-            Err(Status::NoSuchNode)
+            let node = m.find_node_named(name)?;
+            node.map(|n| n.id).ok_or(Status::NoSuchNode)
         })
     })
 }

@@ -404,6 +404,17 @@ impl Manifest {
         Err(ManifestError::NoSuchNode { id })
     }
 
+    /// The node named `name`, if there is one.
+    pub fn find_node_named(&self, name: &str) -> Result<Option<NodeInfo>, ManifestError> {
+        for index in 0..self.node_count() {
+            let node = self.node(index)?;
+            if node.name.as_str() == name {
+                return Ok(Some(node));
+            }
+        }
+        Ok(None)
+    }
+
     /// The grants of `channel` at `end`, in table order, calling `f` on each until it
     /// returns `Some`.
     pub fn find_grant<T>(
