@@ -21,7 +21,7 @@
 //! lives, and each gives up when not.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -144,10 +144,9 @@ impl Backend for Eventfd {
         let setup = |what| move |source| XpError::Setup { what, source };
         let request = EventFd::new().map_err(setup("creating the request eventfd"))?;
         let reply = EventFd::new().map_err(setup("creating the reply eventfd"))?;
-        let handed = |e: &EventFd, what| e.as_fd().try_clone_to_owned().map_err(setup(what));
         Ok(Ends {
-            stdout: Some(handed(&request, "duplicating the request eventfd")?),
-            fd3: Some(handed(&reply, "duplicating the reply eventfd")?),
+            stdout: Some(shared::dup(&request, "duplicating the request eventfd")?),
+            fd3: Some(shared::dup(&reply, "duplicating the reply eventfd")?),
             bell: request,
             wait: reply,
         })
