@@ -152,8 +152,9 @@ fn channel(
 /// Opens the mkipc region kernel0 wrote: validates the header and the
 /// manifest (the peer is untrusted: every count, offset, name and grant is
 /// checked), boots this node's epoch in its own section, finds its
-/// channels by name and attaches its pool and fan-in lane.
-pub fn open(p: &BootParams) -> Result<Opened, &'static str> {
+/// channels by name and attaches its pool and fan-in lane. The heartbeat
+/// publishes its wake-up count through `ctl`.
+pub fn open(p: &BootParams, ctl: Control) -> Result<Opened, &'static str> {
     let base = p.shared_virt + layout::RING_REGION_OFFSET;
     // SAFETY: the shared region is mapped at shared_virt for this kernel's
     // life (the granted pages of it, memory.rs); everyone accesses the
@@ -255,25 +256,13 @@ pub fn open(p: &BootParams) -> Result<Opened, &'static str> {
     };
     Ok(Opened {
         manifest,
-        heart: Heart {
-            node,
-            ctl: control(p),
-            next: 0,
-        },
+        heart: Heart { node, ctl, next: 0 },
         request: (request, req_ring),
         response: (response, resp_ring),
         pool,
         fanin,
         shape,
     })
-}
-
-/// The control page handle, as `lib.rs` creates it.
-fn control(p: &BootParams) -> Control {
-    // SAFETY: the control page is mapped at shared_virt for this kernel's
-    // life (the pages of it granted to this node) and `Control` only
-    // accesses it atomically.
-    unsafe { Control::new(p.shared_virt as *mut u8) }
 }
 
 /// Connects both rings through the core handshake, beating meanwhile:
