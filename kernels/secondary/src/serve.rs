@@ -21,8 +21,8 @@ use mkipc::lifecycle::LocalNode;
 use mkipc::manifest::{ChannelInfo, ChannelKind, End, Manifest, Rights};
 use mkipc::mpsc;
 use mkipc::pool::PoolSender;
-use mkipc::spsc::{ConsumeError, Consumer, RingLayout};
-use platform::channels::{fanin_lane, request_type, response_type};
+use mkipc::spsc::{ConsumeError, RingLayout};
+use platform::channels::{fanin_lane, has_message, request_type, response_type};
 use platform::control::Control;
 use platform::doorbell::{IpiDoorbell, IpiWaiter};
 use platform::{cpu, idt, println, tsc, wait};
@@ -392,15 +392,6 @@ pub fn serve(ctl: &Control, p: &BootParams, image: &crate::Image, mut link: Link
     }
 }
 
-/// "Is there a request" for the sleeper: the next slot is published.
-fn has_request(rx: Option<&mut Consumer>) -> Result<bool, ConsumeError> {
-    match rx.map(|rx| rx.peek(1).map(|_| ())) {
-        Some(Ok(())) => Ok(true),
-        None | Some(Err(ConsumeError::Empty)) => Ok(false),
-        Some(Err(e)) => Err(e),
-    }
-}
-
 /// Waits for the next request until the next heartbeat is due: spins in
 /// poll mode; in IPI mode announces the sleep and sleeps in `hlt` until
 /// kernel0's doorbell (mkipc's Sleeper).
@@ -415,7 +406,7 @@ fn idle(ctl: &Control, me: u32, link: &mut Link) {
     let rx = &mut link.rx;
     match link
         .rx_sleep
-        .wait_until(|| has_request(rx.consumer()), timeout)
+        .wait_until(|| has_message(rx.consumer()), timeout)
     {
         // A broken ring is found again (and reported) by the next pop.
         Ok(()) | Err(WaitError::TimedOut) | Err(WaitError::Check(_)) => {}
