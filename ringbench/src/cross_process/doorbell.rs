@@ -186,14 +186,21 @@ fn doorbell_error(what: &'static str, e: impl fmt::Display) -> XpError {
     XpError::Doorbell(format!("{what}: {e}"))
 }
 
+/// A failed request: the ring refused it, or the server's doorbell failed.
+fn send_error<E: fmt::Display>(e: SendError<E>) -> XpError {
+    match e {
+        SendError::Produce(e) => XpError::Push(e),
+        SendError::Doorbell(e) => doorbell_error("ringing the server", e),
+    }
+}
+
 impl<B: Backend> DoorbellClient<B> {
     #[inline]
     fn send(&mut self, msg: &[u8], watch: &Watch) -> Result<(), XpError> {
         spin_until(watch, || match self.tx.push(msg) {
             Ok(()) => Ok(Some(())),
             Err(SendError::Produce(ProduceError::Full)) => Ok(None),
-            Err(SendError::Produce(e)) => Err(XpError::Push(e)),
-            Err(SendError::Doorbell(e)) => Err(doorbell_error("ringing the server", e)),
+            Err(e) => Err(send_error(e)),
         })
     }
 }
@@ -219,10 +226,7 @@ impl<B: Backend> XpClient for DoorbellClient<B> {
     fn stop(&mut self) -> Result<(), XpError> {
         // The stop message: empty (echoes are never empty). The ring holds one
         // message at most between round trips, so it has room.
-        self.tx.push(&[]).map_err(|e| match e {
-            SendError::Produce(e) => XpError::Push(e),
-            SendError::Doorbell(e) => doorbell_error("ringing the server", e),
-        })
+        self.tx.push(&[]).map_err(send_error)
     }
 }
 
