@@ -15,6 +15,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use mkipc::doorbell::{WaitError, WaitStats};
 use mkipc::spsc::{ConsumeError, Consumer};
+use platform::channels::has_message;
 use platform::control::Control;
 use platform::{cpu, idt, tsc, wait};
 
@@ -75,15 +76,6 @@ fn has_news(rx: Option<&mut Consumer>) -> bool {
     rx.is_some_and(|rx| !matches!(rx.peek(1), Err(ConsumeError::Empty)))
 }
 
-/// "Is there an answer" for the sleeper: the next slot is published.
-fn has_answer(rx: Option<&mut Consumer>) -> Result<bool, ConsumeError> {
-    match rx.map(|rx| rx.peek(1).map(|_| ())) {
-        Some(Ok(())) => Ok(true),
-        None | Some(Err(ConsumeError::Empty)) => Ok(false),
-        Some(Err(e)) => Err(e),
-    }
-}
-
 /// Sends one request and waits for its response; returns the response
 /// value and the round trip in TSC cycles.
 pub fn call(node: &mut Node, mode: Mode, op: u64, arg: u64) -> Result<(u64, u64), Error> {
@@ -122,7 +114,7 @@ fn answer_of(node: &mut Node, mode: Mode, seq: u64) -> Result<(u64, u64), Error>
         Mode::Ipi => {
             let (rx, sleep) = (&mut link.rx, &mut link.rx_sleep);
             let timeout = Duration::from_micros(PING_TIMEOUT_US);
-            match sleep.wait_until(|| has_answer(rx.consumer()), timeout) {
+            match sleep.wait_until(|| has_message(rx.consumer()), timeout) {
                 Ok(()) => true,
                 Err(WaitError::TimedOut) => false,
                 Err(WaitError::Check(e)) => return Err(Error::Receive(id, e)),

@@ -1,7 +1,8 @@
 //! What kernel0 and the secondaries agree on about the channels of the
 //! mkipc region: their message types and shapes (kernel0 writes them into
 //! the manifest; the secondaries check the manifest against them through
-//! the core handshake), and the rule that gives a node its fan-in lane.
+//! the core handshake), the rule that gives a node its fan-in lane, and
+//! how a sleeper on a handshake-connected ring checks for a message.
 
 use bootparse::layout;
 use bootparse::wire::{Request, Response};
@@ -9,7 +10,7 @@ use mkipc::MessageType;
 use mkipc::manifest::{End, Manifest, ManifestError};
 use mkipc::mpsc;
 use mkipc::pool::PoolGeometry;
-use mkipc::spsc::Geometry;
+use mkipc::spsc::{ConsumeError, Consumer, Geometry};
 
 /// The message type of the request rings.
 pub fn request_type() -> MessageType {
@@ -61,4 +62,15 @@ pub fn fanin_lane(
         lane += 1;
     }
     Ok(None)
+}
+
+/// "Is there a message" for a sleeper on a ring end the handshake
+/// connects: the next slot is published (`false` while the handshake has
+/// not given this side a consumer yet).
+pub fn has_message(rx: Option<&mut Consumer>) -> Result<bool, ConsumeError> {
+    match rx.map(|rx| rx.peek(1).map(|_| ())) {
+        Some(Ok(())) => Ok(true),
+        None | Some(Err(ConsumeError::Empty)) => Ok(false),
+        Some(Err(e)) => Err(e),
+    }
 }

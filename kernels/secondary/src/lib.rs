@@ -81,7 +81,7 @@ pub fn run(params_virt: u64, image: Image) -> ! {
     // Open the manifest while the entry tables still map the whole shared
     // region: the channel layouts it gives decide which shared pages we
     // keep.
-    let opened = match serve::open(&params) {
+    let opened = match serve::open(&params, ctl) {
         Ok(o) => o,
         Err(why) => {
             println!("cannot use the mkipc region: {why}; halting");

@@ -21,8 +21,8 @@ use mkipc::lifecycle::LocalNode;
 use mkipc::manifest::{ChannelInfo, ChannelKind, End, Manifest, Rights};
 use mkipc::mpsc;
 use mkipc::pool::PoolSender;
-use mkipc::spsc::{ConsumeError, Consumer, RingLayout};
-use platform::channels::{fanin_lane, request_type, response_type};
+use mkipc::spsc::{ConsumeError, RingLayout};
+use platform::channels::{fanin_lane, has_message, request_type, response_type};
 use platform::control::Control;
 use platform::doorbell::{IpiDoorbell, IpiWaiter};
 use platform::{cpu, idt, println, tsc, wait};
@@ -152,8 +152,9 @@ fn channel(
 /// Opens the mkipc region kernel0 wrote: validates the header and the
 /// manifest (the peer is untrusted: every count, offset, name and grant is
 /// checked), boots this node's epoch in its own section, finds its
-/// channels by name and attaches its pool and fan-in lane.
-pub fn open(p: &BootParams) -> Result<Opened, &'static str> {
+/// channels by name and attaches its pool and fan-in lane. The heartbeat
+/// publishes its wake-up count through `ctl`.
+pub fn open(p: &BootParams, ctl: Control) -> Result<Opened, &'static str> {
     let base = p.shared_virt + layout::RING_REGION_OFFSET;
     // SAFETY: the shared region is mapped at shared_virt for this kernel's
     // life (the granted pages of it, memory.rs); everyone accesses the
@@ -255,25 +256,13 @@ pub fn open(p: &BootParams) -> Result<Opened, &'static str> {
     };
     Ok(Opened {
         manifest,
-        heart: Heart {
-            node,
-            ctl: control(p),
-            next: 0,
-        },
+        heart: Heart { node, ctl, next: 0 },
         request: (request, req_ring),
         response: (response, resp_ring),
         pool,
         fanin,
         shape,
     })
-}
-
-/// The control page handle, as `lib.rs` creates it.
-fn control(p: &BootParams) -> Control {
-    // SAFETY: the control page is mapped at shared_virt for this kernel's
-    // life (the pages of it granted to this node) and `Control` only
-    // accesses it atomically.
-    unsafe { Control::new(p.shared_virt as *mut u8) }
 }
 
 /// Connects both rings through the core handshake, beating meanwhile:
@@ -403,15 +392,6 @@ pub fn serve(ctl: &Control, p: &BootParams, image: &crate::Image, mut link: Link
     }
 }
 
-/// "Is there a request" for the sleeper: the next slot is published.
-fn has_request(rx: Option<&mut Consumer>) -> Result<bool, ConsumeError> {
-    match rx.map(|rx| rx.peek(1).map(|_| ())) {
-        Some(Ok(())) => Ok(true),
-        None | Some(Err(ConsumeError::Empty)) => Ok(false),
-        Some(Err(e)) => Err(e),
-    }
-}
-
 /// Waits for the next request until the next heartbeat is due: spins in
 /// poll mode; in IPI mode announces the sleep and sleeps in `hlt` until
 /// kernel0's doorbell (mkipc's Sleeper).
@@ -426,7 +406,7 @@ fn idle(ctl: &Control, me: u32, link: &mut Link) {
     let rx = &mut link.rx;
     match link
         .rx_sleep
-        .wait_until(|| has_request(rx.consumer()), timeout)
+        .wait_until(|| has_message(rx.consumer()), timeout)
     {
         // A broken ring is found again (and reported) by the next pop.
         Ok(()) | Err(WaitError::TimedOut) | Err(WaitError::Check(_)) => {}

@@ -44,6 +44,24 @@ pub(crate) struct Names {
     pub(crate) rep: String,
 }
 
+impl Names {
+    /// A service name base unique to this process and call: `prefix/pid/n`.
+    pub(crate) fn unique_base(prefix: &str) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        // Relaxed: only uniqueness matters, no other memory is published with it.
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}/{}/{id}", std::process::id())
+    }
+
+    /// The request and reply services of the pair whose names start with `base`.
+    pub(crate) fn from_base(base: &str) -> Names {
+        Names {
+            req: format!("{base}/req"),
+            rep: format!("{base}/rep"),
+        }
+    }
+}
+
 pub(crate) fn quiet() {
     static ONCE: Once = Once::new();
     // iceoryx2 warns on stderr that it runs without a config file; defaults are
@@ -87,14 +105,7 @@ pub(crate) fn try_open(names: &Names) -> Result<Endpoint, String> {
 /// A connected echo pair; the client's ports exist on return, the server's once
 /// it serves.
 pub fn pair() -> (IceoryxClient, IceoryxServer) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    // Relaxed: only uniqueness matters, no other memory is published with it.
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = format!("ringbench/{}/{id}", std::process::id());
-    let names = Names {
-        req: format!("{base}/req"),
-        rep: format!("{base}/rep"),
-    };
+    let names = Names::from_base(&Names::unique_base("ringbench"));
     let ep = open(&names);
     let tx = ep.req.publisher_builder().create().expect("publisher");
     let rx = ep.rep.subscriber_builder().create().expect("subscriber");

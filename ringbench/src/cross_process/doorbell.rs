@@ -21,7 +21,7 @@
 //! lives, and each gives up when not.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -144,10 +144,9 @@ impl Backend for Eventfd {
         let setup = |what| move |source| XpError::Setup { what, source };
         let request = EventFd::new().map_err(setup("creating the request eventfd"))?;
         let reply = EventFd::new().map_err(setup("creating the reply eventfd"))?;
-        let handed = |e: &EventFd, what| e.as_fd().try_clone_to_owned().map_err(setup(what));
         Ok(Ends {
-            stdout: Some(handed(&request, "duplicating the request eventfd")?),
-            fd3: Some(handed(&reply, "duplicating the reply eventfd")?),
+            stdout: Some(shared::dup(&request, "duplicating the request eventfd")?),
+            fd3: Some(shared::dup(&reply, "duplicating the reply eventfd")?),
             bell: request,
             wait: reply,
         })
@@ -187,14 +186,21 @@ fn doorbell_error(what: &'static str, e: impl fmt::Display) -> XpError {
     XpError::Doorbell(format!("{what}: {e}"))
 }
 
+/// A failed request: the ring refused it, or the server's doorbell failed.
+fn send_error<E: fmt::Display>(e: SendError<E>) -> XpError {
+    match e {
+        SendError::Produce(e) => XpError::Push(e),
+        SendError::Doorbell(e) => doorbell_error("ringing the server", e),
+    }
+}
+
 impl<B: Backend> DoorbellClient<B> {
     #[inline]
     fn send(&mut self, msg: &[u8], watch: &Watch) -> Result<(), XpError> {
         spin_until(watch, || match self.tx.push(msg) {
             Ok(()) => Ok(Some(())),
             Err(SendError::Produce(ProduceError::Full)) => Ok(None),
-            Err(SendError::Produce(e)) => Err(XpError::Push(e)),
-            Err(SendError::Doorbell(e)) => Err(doorbell_error("ringing the server", e)),
+            Err(e) => Err(send_error(e)),
         })
     }
 }
@@ -220,10 +226,7 @@ impl<B: Backend> XpClient for DoorbellClient<B> {
     fn stop(&mut self) -> Result<(), XpError> {
         // The stop message: empty (echoes are never empty). The ring holds one
         // message at most between round trips, so it has room.
-        self.tx.push(&[]).map_err(|e| match e {
-            SendError::Produce(e) => XpError::Push(e),
-            SendError::Doorbell(e) => doorbell_error("ringing the server", e),
-        })
+        self.tx.push(&[]).map_err(send_error)
     }
 }
 

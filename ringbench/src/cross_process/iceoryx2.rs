@@ -11,7 +11,6 @@
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use iceoryx2::node::Node;
 use iceoryx2::prelude::ipc;
@@ -29,14 +28,6 @@ const MAX_NAME: usize = 200;
 /// Formats an iceoryx2 error as "what: error".
 fn because<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("{what}: {e:?}")
-}
-
-/// The pair's service names.
-fn names(base: &str) -> Names {
-    Names {
-        req: format!("{base}/req"),
-        rep: format!("{base}/rep"),
-    }
 }
 
 /// Publishes requests, polls for replies.
@@ -93,11 +84,8 @@ impl Drop for IceoryxClient {
 /// Creates the pair's services and the client's ports, starts the server process
 /// and hands it the name.
 pub fn start(exe: &Path, cpus: Option<Cpus>) -> Result<Box<dyn XpEchoing>, XpError> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    // Relaxed: only uniqueness matters, no other memory is published with it.
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = format!("ringbench-xp/{}/{id}", std::process::id());
-    let ep = try_open(&names(&base)).map_err(XpError::Iceoryx)?;
+    let base = Names::unique_base("ringbench-xp");
+    let ep = try_open(&Names::from_base(&base)).map_err(XpError::Iceoryx)?;
     let client = IceoryxClient {
         tx: ep
             .req
@@ -137,7 +125,7 @@ pub fn serve() -> Result<(), ServeError> {
             "stdin must carry one iceoryx2 service name of 1 to {MAX_NAME} bytes, got {line:?}"
         )));
     }
-    let ep = try_open(&names(base)).map_err(ServeError::Failed)?;
+    let ep = try_open(&Names::from_base(base)).map_err(ServeError::Failed)?;
     let rx = ep
         .req
         .subscriber_builder()

@@ -56,9 +56,9 @@ pub fn wait(bell: &mut File) -> io::Result<()> {
     bell.read_exact(&mut v)
 }
 
-/// A duplicate of `file` for the server's [`Handover`](super::Handover) (the parent keeps its own).
-pub fn dup(file: &File, what: &'static str) -> Result<OwnedFd, XpError> {
-    file.as_fd()
+/// A duplicate of `fd` for the server's [`Handover`](super::Handover) (the parent keeps its own).
+pub fn dup(fd: &impl AsFd, what: &'static str) -> Result<OwnedFd, XpError> {
+    fd.as_fd()
         .try_clone_to_owned()
         .map_err(|source| XpError::Setup { what, source })
 }
