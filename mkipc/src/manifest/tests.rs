@@ -116,7 +116,10 @@ fn builds_reads_back_and_looks_up() {
     assert_eq!(m.find_channel("nope"), Err(ManifestError::NoSuchChannel));
     assert_eq!(m.find_node(20).unwrap().name.as_str(), "kernel1");
     assert_eq!(m.find_node(3), Err(ManifestError::NoSuchNode { id: 3 }));
-    assert_eq!(m.find_node_named("kernel1").unwrap().map(|n| n.id), Some(20));
+    assert_eq!(
+        m.find_node_named("kernel1").unwrap().map(|n| n.id),
+        Some(20)
+    );
     assert_eq!(m.find_node_named("kernel9").unwrap(), None);
     // The ring is formatted and usable.
     let (mut tx, mut rx) = (
